@@ -1,0 +1,81 @@
+//! str_echo: read what the client sends, write all of it back (UNP 5.3).
+//!
+//! Three details make the seed's five-line loop correct:
+//! * read() may return fewer bytes than asked, and write() may write fewer
+//!   than given (a full socket send buffer, a signal): `write_all` loops.
+//! * a signal handler without SA_RESTART makes a blocked read()/write()
+//!   return EINTR: try again, nothing was lost.
+//! * read() returning 0 is the client's FIN: it will send no more. The
+//!   kernel has already ACKed the FIN and moved this socket to CLOSE_WAIT;
+//!   it stays there until we close() (RFC 9293 3.6).
+
+use std::os::fd::AsFd;
+
+use nix::errno::Errno;
+
+/// UNP's MAXLINE is 4096; a larger buffer means fewer system calls for bulk
+/// data and changes nothing else.
+const BUF_SIZE: usize = 64 * 1024;
+
+/// How an echo session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EchoEnd {
+    /// read() returned 0: the client closed (or shut down) its side.
+    PeerClosed { bytes: u64 },
+    /// `--close-after`: we echoed enough and will close first.
+    LimitReached { bytes: u64 },
+    /// A read or write failed: ECONNRESET (the client sent RST) on read,
+    /// EPIPE or ECONNRESET on write (the client is gone).
+    Failed {
+        bytes: u64,
+        op: &'static str,
+        errno: Errno,
+    },
+}
+
+/// Echo until EOF, an error, or `close_after` bytes have been echoed.
+pub fn str_echo(conn: impl AsFd, close_after: Option<u64>) -> EchoEnd {
+    let fd = conn.as_fd();
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut bytes: u64 = 0;
+    loop {
+        if close_after.is_some_and(|limit| bytes >= limit) {
+            return EchoEnd::LimitReached { bytes };
+        }
+        // read() sleeps (wchan: wait_woken, under tcp_recvmsg) until data or
+        // the FIN arrives.
+        let n = match nix::unistd::read(fd, &mut buf) {
+            Ok(0) => return EchoEnd::PeerClosed { bytes },
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(errno) => {
+                return EchoEnd::Failed {
+                    bytes,
+                    op: "read",
+                    errno,
+                };
+            }
+        };
+        if let Err(errno) = write_all(fd, &buf[..n]) {
+            return EchoEnd::Failed {
+                bytes,
+                op: "write",
+                errno,
+            };
+        }
+        bytes += n as u64;
+    }
+}
+
+/// UNP's writen(): write every byte, across partial writes and EINTR.
+pub fn write_all(fd: impl AsFd, mut buf: &[u8]) -> Result<(), Errno> {
+    let fd = fd.as_fd();
+    while !buf.is_empty() {
+        match nix::unistd::write(fd, buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(errno),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,2 @@
+//! Placeholder: the observer arrives with its own issue.
+fn main() {}

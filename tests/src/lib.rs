@@ -1,0 +1,33 @@
+//! # lifecycle: the harness that drives echo-lab's programs
+//!
+//! Start a server on a free port and wait for its ready line, run clients
+//! with scripted input, look at processes through /proc, and clean up
+//! everything, even when a check fails.
+//!
+//! # Layout
+//! - [`bins`]: build and find echo-server, echo-client, observer.
+//! - [`spawn`]: a child process with captured output, killed and reaped on drop.
+//! - [`echo`]: handles on an echo-server and echo-clients.
+//! - [`procfs`]: process state, parent and wchan from /proc; subreaping.
+//! - [`wait`]: wait for a condition with a deadline.
+
+pub mod bins;
+pub mod echo;
+pub mod procfs;
+pub mod spawn;
+pub mod wait;
+
+/// A deterministic pseudo-random byte stream (xorshift64*): the same seed
+/// gives the same bytes, so a failing echo test can be rerun exactly.
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}

@@ -1,0 +1,98 @@
+//! What /proc says about a process: state, parent, where it sleeps.
+//!
+//! The harness asks the kernel, not the programs' own output, whether a
+//! child is a zombie: `/proc/PID/stat` field 3 is the state (`Z`), field 4
+//! the parent (see proc(5)).
+
+use std::fs;
+
+/// One line of `ps -o pid,ppid,stat,wchan,comm`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: i32,
+    pub ppid: i32,
+    /// R running, S sleeping, Z zombie, ...
+    pub state: char,
+    pub comm: String,
+    /// The kernel function it sleeps in ("0" or "" when running).
+    pub wchan: String,
+}
+
+/// Read `/proc/PID/stat` and `/proc/PID/wchan`; `None` once it is gone.
+pub fn info(pid: i32) -> Option<ProcInfo> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // comm is in parentheses and may itself contain spaces or ')': the
+    // fields after it start after the *last* ')'.
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat[open + 1..close].to_string();
+    let mut rest = stat[close + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    let wchan = fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    Some(ProcInfo {
+        pid,
+        ppid,
+        state,
+        comm,
+        wchan,
+    })
+}
+
+/// Every process whose parent is `ppid`.
+pub fn children(ppid: i32) -> Vec<ProcInfo> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(info)
+        .filter(|p| p.ppid == ppid)
+        .collect()
+}
+
+/// `pid` and all its descendants, parents before children.
+pub fn descendants(pid: i32) -> Vec<ProcInfo> {
+    let mut out: Vec<ProcInfo> = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for child in children(parent) {
+            frontier.push(child.pid);
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// Children of `ppid` that are zombies: exited, never waited for.
+pub fn zombie_children(ppid: i32) -> Vec<i32> {
+    children(ppid)
+        .into_iter()
+        .filter(|p| p.state == 'Z')
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// Where each thread of `pid` sleeps: `/proc/PID/task/TID/wchan`.
+pub fn thread_wchans(pid: i32) -> Vec<(i32, String)> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| {
+        let tid: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let wchan = fs::read_to_string(format!("/proc/{pid}/task/{tid}/wchan")).ok()?;
+        Some((tid, wchan))
+    })
+    .collect()
+}
+
+/// Become the reaper of our orphaned descendants (PR_SET_CHILD_SUBREAPER).
+///
+/// When a server dies before its children, the kernel gives the orphans to
+/// the nearest subreaper ancestor instead of PID 1, which here reaps only
+/// late. As their new parent, the harness can wait for them itself and
+/// count only its own descendants.
+pub fn become_subreaper() {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag and
+    // touches no memory of ours.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+}

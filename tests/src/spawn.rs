@@ -1,0 +1,290 @@
+//! Start a program, capture what it prints, and always clean it up.
+//!
+//! A [`Proc`] owns one child process. Its stdout and stderr are read by two
+//! threads into buffers that tests can wait on ("wait until the server has
+//! printed its ready line"), never by sleeping. Dropping a `Proc` that is
+//! still running kills it and every descendant it left, and reaps them, so
+//! a failing test leaves nothing behind.
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
+
+use crate::procfs;
+
+/// Bytes read from one pipe, growing until the pipe closes.
+#[derive(Default)]
+pub struct Capture {
+    state: Mutex<(Vec<u8>, bool)>,
+    grew: Condvar,
+}
+
+impl Capture {
+    fn start(mut pipe: impl Read + Send + 'static) -> Arc<Capture> {
+        let capture = Arc::new(Capture::default());
+        let writer = Arc::clone(&capture);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 64 * 1024];
+            loop {
+                let n = pipe.read(&mut buf).unwrap_or(0);
+                let mut state = writer.state.lock().unwrap();
+                if n == 0 {
+                    state.1 = true;
+                    writer.grew.notify_all();
+                    return;
+                }
+                state.0.extend_from_slice(&buf[..n]);
+                writer.grew.notify_all();
+            }
+        });
+        capture
+    }
+
+    /// Everything captured so far.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.state.lock().unwrap().0.clone()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+
+    /// Complete lines captured so far.
+    pub fn lines(&self) -> Vec<String> {
+        let text = self.text();
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete.lines().map(str::to_string).collect()
+    }
+
+    /// Wait until `found` returns Some for the captured lines, or time out.
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut found: impl FnMut(&[String]) -> Option<T>,
+    ) -> Result<T> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.state.lock().unwrap();
+        loop {
+            let text = String::from_utf8_lossy(&state.0);
+            let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+            let lines: Vec<String> = complete.lines().map(str::to_string).collect();
+            if let Some(value) = found(&lines) {
+                return Ok(value);
+            }
+            let now = Instant::now();
+            if state.1 || now >= deadline {
+                let why = if state.1 {
+                    "the output ended"
+                } else {
+                    "timed out"
+                };
+                bail!(
+                    "{why} after {:.1?} waiting for {what}; output so far:\n{}",
+                    timeout.saturating_sub(deadline.saturating_duration_since(now)),
+                    tail(&text, 30)
+                );
+            }
+            state = self.grew.wait_timeout(state, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Wait until the pipe is closed (the program exited or closed it).
+    pub fn wait_closed(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.state.lock().unwrap();
+        while !state.1 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = self.grew.wait_timeout(state, deadline - now).unwrap().0;
+        }
+        true
+    }
+}
+
+/// The last `n` lines of a text, for error messages.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// What a child process reads on stdin.
+pub enum Input<'a> {
+    /// A pipe the test writes to (and closes) itself.
+    Pipe,
+    /// A file, opened for it: batch mode, `prog < file`.
+    File(&'a Path),
+    /// Nothing: /dev/null.
+    Null,
+}
+
+/// A running program under test.
+pub struct Proc {
+    pub label: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pub stdout: Arc<Capture>,
+    pub stderr: Arc<Capture>,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    pub fn spawn(
+        program: &Path,
+        args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+        input: Input<'_>,
+    ) -> Result<Proc> {
+        let mut command = Command::new(program);
+        command.args(args);
+        Self::spawn_command(command, input)
+    }
+
+    pub fn spawn_command(mut command: Command, input: Input<'_>) -> Result<Proc> {
+        let label = format!("{command:?}");
+        let stdin = match input {
+            Input::Pipe => Stdio::piped(),
+            Input::File(path) => Stdio::from(
+                std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?,
+            ),
+            Input::Null => Stdio::null(),
+        };
+        command
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: the closure runs in the forked child before exec and calls
+        // only prctl(2), a system call (async-signal-safe), touching no memory.
+        unsafe {
+            command.pre_exec(|| {
+                // If the harness dies (even by SIGKILL), the kernel sends the
+                // program SIGTERM: no server outlives a killed test run.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start {label}"))?;
+        let stdout = Capture::start(child.stdout.take().context("stdout")?);
+        let stderr = Capture::start(child.stderr.take().context("stderr")?);
+        Ok(Proc {
+            label,
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+            status: None,
+        })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Write to the program's stdin (it must have been spawned with `Input::Pipe`).
+    pub fn write_stdin(&mut self, bytes: &[u8]) -> Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .context("stdin is not a pipe, or closed")?;
+        stdin.write_all(bytes)?;
+        stdin.flush()?;
+        Ok(())
+    }
+
+    /// Write all of `bytes` to stdin from a thread, then close it: for inputs
+    /// larger than a pipe holds, while the program's output is being read.
+    pub fn feed_stdin(&mut self, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
+        let stdin = self.stdin.take();
+        std::thread::spawn(move || {
+            if let Some(mut stdin) = stdin {
+                let _ = stdin.write_all(&bytes);
+            }
+        })
+    }
+
+    /// Close the program's stdin: it reads EOF.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    pub fn signal(&self, signal: Signal) -> Result<()> {
+        if self.status.is_none() {
+            kill(Pid::from_raw(self.pid()), signal)?;
+        }
+        Ok(())
+    }
+
+    /// Has it exited? (Reaps it if so.)
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status
+    }
+
+    /// Wait for the program to exit, at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_status() {
+                // The pipes close at exit; let the readers catch up.
+                self.stdout.wait_closed(Duration::from_secs(5));
+                self.stderr.wait_closed(Duration::from_secs(5));
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} did not exit within {timeout:?}; stderr:\n{}",
+                    self.label,
+                    tail(&self.stderr.text(), 20)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Kill the program and everything it started, and reap them all.
+    pub fn kill_tree(&mut self) {
+        if self.try_status().is_some() {
+            return;
+        }
+        // Find the descendants first: once their parent dies they are
+        // reparented (to us, if we are a subreaper) and harder to find.
+        let descendants = procfs::descendants(self.pid());
+        let _ = kill(Pid::from_raw(self.pid()), Signal::SIGKILL);
+        for p in &descendants {
+            let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+        }
+        let _ = self.child.wait().map(|s| self.status = Some(s));
+        // Orphans that came to us as subreaper: collect them, briefly.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        for p in descendants {
+            while Instant::now() < deadline {
+                match waitpid(Pid::from_raw(p.pid), Some(WaitPidFlag::WNOHANG)) {
+                    Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                        std::thread::sleep(Duration::from_millis(2))
+                    }
+                    _ => break, // reaped, or not our child (init has it)
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill_tree();
+    }
+}

@@ -1,0 +1,431 @@
+//! echo-server and echo-client together (issue: the echo pair).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
+
+use lifecycle::echo::{Client, Server};
+use lifecycle::procfs;
+use lifecycle::spawn::{Input, Proc};
+use lifecycle::{bins::binaries, random_bytes, wait};
+use nix::sys::signal::Signal;
+
+use crate::setup;
+
+const T: Duration = Duration::from_secs(30);
+
+/// Echo `data` through a fresh client and assert it comes back unchanged.
+fn assert_echo(server: &Server, args: &[&str], data: &[u8]) {
+    let out = Client::run(server.addr, args, data, T).unwrap();
+    assert!(out.status.success(), "client failed: {}", out.stderr);
+    assert_eq!(
+        out.stdout.len(),
+        data.len(),
+        "length differs; stderr: {}",
+        out.stderr
+    );
+    assert!(out.stdout == data, "bytes differ");
+}
+
+/// 10 MiB of random binary (NUL bytes, no final newline) comes back byte for
+/// byte, through the seed's lockstep str_cli.
+#[test]
+fn ten_mib_of_random_binary_echo_exactly_in_lockstep_mode() {
+    setup();
+    let server = Server::start(&[]).unwrap();
+    assert_echo(&server, &["--mode", "lockstep"], &random_bytes(1, 10 << 20));
+}
+
+/// The same through the poll() client, which half-closes at EOF.
+#[test]
+fn ten_mib_of_random_binary_echo_exactly_in_poll_mode() {
+    setup();
+    let server = Server::start(&[]).unwrap();
+    assert_echo(&server, &["--mode", "poll"], &random_bytes(2, 10 << 20));
+}
+
+/// Lines of megabytes, no final newline, NUL bytes, the empty input.
+#[test]
+fn awkward_inputs_echo_exactly_in_both_modes() {
+    setup();
+    let server = Server::start(&[]).unwrap();
+    let mut long_line = vec![b'x'; 3 << 20];
+    long_line.push(b'\n');
+    for data in [
+        &long_line[..],
+        b"no final newline",
+        b"nul\0in\0the\0middle\n\0",
+        b"",
+    ] {
+        for mode in ["lockstep", "poll"] {
+            assert_echo(&server, &["--mode", mode], data);
+        }
+    }
+}
+
+/// Batch mode from a file: `echo-client < f` loses nothing.
+#[test]
+fn batch_input_from_a_file_loses_nothing() {
+    setup();
+    let server = Server::start(&["--mode", "thread"]).unwrap();
+    let data = random_bytes(3, 1 << 20);
+    let path = std::env::temp_dir().join(format!("echo-lab-batch-{}", std::process::id()));
+    std::fs::write(&path, &data).unwrap();
+    for mode in ["lockstep", "poll"] {
+        let client = Client::start(server.addr, &["--mode", mode], Input::File(&path));
+        let out = client.and_then(|c| c.finish(T));
+        let out = out.unwrap_or_else(|e| {
+            let _ = std::fs::remove_file(&path);
+            panic!("{e:#}")
+        });
+        assert!(out.stdout == data, "mode {mode}: {}", out.stderr);
+    }
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// IPv6: the server on ::1, the client to ::1.
+#[test]
+fn ipv6_loopback_works() {
+    setup();
+    let server = Server::start(&["--bind", "::1"]).unwrap();
+    assert!(server.addr.is_ipv6());
+    assert_echo(&server, &[], b"over IPv6\n");
+}
+
+/// 50 clients at once, each with its own data, each gets its own back.
+#[test]
+fn fifty_clients_at_once_each_get_their_own_data() {
+    setup();
+    for mode in ["fork", "thread"] {
+        let server = Server::start(&["--mode", mode]).unwrap();
+        let mut running = Vec::new();
+        for i in 0..50u64 {
+            let data = random_bytes(100 + i, 64 * 1024);
+            let mut client = Client::start(server.addr, &["--mode", "poll"], Input::Pipe).unwrap();
+            let feeder = client.proc.feed_stdin(data.clone());
+            running.push((client, feeder, data));
+        }
+        for (i, (client, feeder, data)) in running.into_iter().enumerate() {
+            let out = client.finish(T).unwrap();
+            feeder.join().unwrap();
+            assert!(
+                out.stdout == data,
+                "{mode}: client {i} got other bytes: {}",
+                out.stderr
+            );
+        }
+        let served = server.stop().unwrap().1;
+        let summary = served.iter().find(|l| l.event == "summary").unwrap();
+        assert_eq!(summary.num("served"), Some(50));
+    }
+}
+
+/// Open `total` connections against the server: `together` of them from
+/// one client that closes them all at the same moment, the rest one client
+/// each, in parallel batches.
+fn open_and_close(server: &Server, total: usize, together: u32) {
+    let many = Client::start(
+        server.addr,
+        &["--connections", &together.to_string()],
+        Input::Pipe,
+    )
+    .unwrap();
+    let singles = total - together as usize;
+    for batch in (0..singles).collect::<Vec<_>>().chunks(25) {
+        let clients: Vec<Client> = batch
+            .iter()
+            .map(|_| Client::start(server.addr, &[], Input::Null).unwrap())
+            .collect();
+        for client in clients {
+            assert!(client.finish(T).unwrap().status.success());
+        }
+    }
+    // All 50 of its connections close in one burst at its exit.
+    assert!(many.finish(T).unwrap().status.success());
+}
+
+/// 200 connections, 50 of them closed at the same moment: with the waitpid
+/// loop every child is reaped and no zombie remains (UNP 5.10).
+#[test]
+fn two_hundred_connections_leave_no_zombie_with_reap_waitpid() {
+    setup();
+    let server = Server::start(&["--reap", "waitpid"]).unwrap();
+    open_and_close(&server, 200, 50);
+    server
+        .wait_events("200 reaped children", 200, T, |l| l.event == "reaped")
+        .unwrap();
+    assert_eq!(server.zombies(), Vec::<i32>::new());
+    assert!(procfs::children(server.pid()).is_empty());
+    let (status, events) = server.stop().unwrap();
+    assert!(status.success());
+    let summary = events.iter().find(|l| l.event == "summary").unwrap();
+    assert_eq!(summary.num("reaped"), Some(200));
+    assert_eq!(summary.num("zombies-at-shutdown"), Some(0));
+}
+
+/// The same load in thread mode: no child process ever exists.
+#[test]
+fn two_hundred_connections_in_thread_mode_make_no_child_at_all() {
+    setup();
+    let server = Server::start(&["--mode", "thread"]).unwrap();
+    open_and_close(&server, 200, 50);
+    server
+        .wait_events("200 closes", 200, T, |l| l.event == "client-closed")
+        .unwrap();
+    assert!(procfs::children(server.pid()).is_empty());
+    let (status, events) = server.stop().unwrap();
+    assert!(status.success());
+    let summary = events.iter().find(|l| l.event == "summary").unwrap();
+    assert_eq!(summary.num("served"), Some(200));
+    assert_eq!(summary.num("joined"), Some(200));
+}
+
+/// `--reap none`: nobody waits for the children, so each one that exits
+/// stays a zombie, as /proc shows (UNP 5.9). SIGTERM still cleans up.
+#[test]
+fn reap_none_leaves_a_zombie_per_closed_connection() {
+    setup();
+    let server = Server::start(&["--reap", "none"]).unwrap();
+    let client = Client::start(server.addr, &["--connections", "5"], Input::Null).unwrap();
+    assert!(client.finish(T).unwrap().status.success());
+    let zombies = wait::until("5 zombie children", T, || {
+        let z = server.zombies();
+        (z.len() == 5).then_some(z)
+    })
+    .unwrap();
+    assert_eq!(zombies.len(), 5);
+    assert!(server.events().iter().all(|l| l.event != "reaped"));
+    let (status, events) = server.stop().unwrap();
+    assert!(status.success());
+    let summary = events.iter().find(|l| l.event == "summary").unwrap();
+    assert_eq!(summary.num("zombies-at-shutdown"), Some(5));
+    assert_eq!(summary.num("zombies-left"), Some(0));
+}
+
+/// A client that sends a lot, reads nothing, and resets: the server's
+/// child logs the error; the server itself serves the next client.
+#[test]
+fn a_client_that_resets_mid_stream_does_not_stop_the_server() {
+    setup();
+    for mode in ["fork", "thread"] {
+        let server = Server::start(&["--mode", mode]).unwrap();
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        stream
+            .set_write_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        // Write until the server, unable to echo into our full receive
+        // buffer, stops reading and our send buffer fills too.
+        let chunk = vec![7u8; 256 * 1024];
+        while stream.write(&chunk).is_ok() {}
+        let socket = socket2::Socket::from(stream);
+        socket.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(socket); // RST
+        let error = server.wait_event("connection-error", T).unwrap();
+        assert!(
+            matches!(error.get("errno"), Some("ECONNRESET" | "EPIPE")),
+            "{error:?}"
+        );
+        assert_echo(&server, &[], b"still here\n");
+        assert!(server.stop().unwrap().0.success());
+    }
+}
+
+/// A client process killed while the server writes echoes to it.
+#[test]
+fn a_client_that_vanishes_while_the_server_writes_does_not_stop_the_server() {
+    setup();
+    let server = Server::start(&[]).unwrap();
+    let mut client = Client::start(server.addr, &["--mode", "poll"], Input::Pipe).unwrap();
+    client.connected().unwrap();
+    // Feed it far more than it can get back before we kill it.
+    let _feeder = client.proc.feed_stdin(random_bytes(5, 64 << 20));
+    wait::until("some echo", T, || {
+        (client.proc.stdout.bytes().len() > 1 << 20).then_some(())
+    })
+    .unwrap();
+    client.proc.kill_tree();
+    let error = server.wait_event("connection-error", T).unwrap();
+    assert!(
+        matches!(error.get("errno"), Some("ECONNRESET" | "EPIPE")),
+        "{error:?}"
+    );
+    assert_echo(&server, &[], b"next client\n");
+}
+
+/// SIGTERM with clients connected: every child ended and reaped, no
+/// process left behind, exit 0.
+#[test]
+fn sigterm_leaves_no_process_behind() {
+    setup();
+    for mode in ["fork", "thread"] {
+        let server = Server::start(&["--mode", mode, "--close-delay", "60"]).unwrap();
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            let client = Client::start(server.addr, &[], Input::Pipe).unwrap();
+            client.connected().unwrap();
+            clients.push(client);
+        }
+        server
+            .wait_events("3 accepted", 3, T, |l| l.event == "accepted")
+            .unwrap();
+        let before: Vec<i32> = procfs::descendants(server.pid())
+            .iter()
+            .map(|p| p.pid)
+            .collect();
+        assert_eq!(before.len(), if mode == "fork" { 3 } else { 0 });
+        let server_pid = server.pid();
+        let (status, events) = server.stop().unwrap();
+        assert!(status.success(), "{mode}: {status:?}");
+        for pid in before {
+            assert!(procfs::info(pid).is_none(), "{mode}: child {pid} survived");
+        }
+        assert!(procfs::info(server_pid).is_none());
+        let summary = events.iter().find(|l| l.event == "summary").unwrap();
+        assert_eq!(summary.num("zombies-left"), Some(0));
+        for client in clients {
+            // The server's end closed: the lockstep client exits at EOF of stdin.
+            let _ = client.finish(T).unwrap();
+        }
+    }
+}
+
+/// The server's child dies while the lockstep client waits on stdin: the
+/// next line is answered with RST, and the client says so (UNP 5.12-5.13).
+#[test]
+fn client_reports_a_server_that_terminated_prematurely() {
+    setup();
+    let server = Server::start(&[]).unwrap();
+    let mut client = Client::start(server.addr, &[], Input::Pipe).unwrap();
+    client.proc.write_stdin(b"first\n").unwrap();
+    wait::until("the first echo", T, || {
+        (client.proc.stdout.bytes() == b"first\n").then_some(())
+    })
+    .unwrap();
+    let accepted = server.wait_event("accepted", T).unwrap();
+    let child = accepted.num("child").unwrap() as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child), Signal::SIGKILL).unwrap();
+    server
+        .wait_events("the child reaped", 1, T, |l| l.event == "reaped")
+        .unwrap();
+    client.proc.write_stdin(b"second\n").unwrap();
+    let out = client.finish(T).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.contains("server terminated prematurely"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("RST"), "{}", out.stderr);
+}
+
+/// `--max-clients 1`: the second client is told and closed; the server goes on.
+#[test]
+fn max_clients_turns_the_next_client_away() {
+    setup();
+    let server = Server::start(&["--max-clients", "1"]).unwrap();
+    let first = Client::start(server.addr, &[], Input::Pipe).unwrap();
+    server.wait_event("accepted", T).unwrap();
+    let second = Client::run(server.addr, &["--mode", "poll"], b"", T).unwrap();
+    assert!(String::from_utf8_lossy(&second.stdout).contains("busy"));
+    server.wait_event("busy", T).unwrap();
+    drop(first);
+    server
+        .wait_events("the first child reaped", 1, T, |l| l.event == "reaped")
+        .unwrap();
+    assert_echo(&server, &[], b"my turn\n");
+}
+
+/// Connection refused: one line, exit 1.
+#[test]
+fn connection_refused_is_one_line_and_exit_1() {
+    setup();
+    // Bind a port, then free it: nothing listens there afterwards.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Proc::spawn(
+        &binaries().unwrap().client,
+        ["127.0.0.1", &port.to_string()],
+        Input::Null,
+    )
+    .and_then(|mut p| {
+        let status = p.wait_exit(T)?;
+        Ok((status, p.stderr.text()))
+    })
+    .unwrap();
+    assert_eq!(out.0.code(), Some(1));
+    assert_eq!(out.1.lines().count(), 1, "{}", out.1);
+    assert!(out.1.contains("ECONNREFUSED"));
+}
+
+/// Every bad argument: exit 2 and exactly one line on stderr, no panic.
+#[test]
+fn every_bad_argument_gives_exit_2_and_one_line() {
+    setup();
+    let bins = binaries().unwrap();
+    let cases: &[(&std::path::Path, &[&str])] = &[
+        (&bins.server, &["--port", "x"]),
+        (&bins.server, &["--port", "70000"]),
+        (&bins.server, &["--bind", "not-an-address"]),
+        (&bins.server, &["--mode", "spoon"]),
+        (&bins.server, &["--reap", "never"]),
+        (&bins.server, &["--backlog", "-1"]),
+        (&bins.server, &["--close-delay", "soon"]),
+        (&bins.server, &["--max-clients", "0"]),
+        (&bins.server, &["--bogus"]),
+        (&bins.server, &["extra"]),
+        (&bins.client, &["127.0.0.1", "0"]),
+        (&bins.client, &["127.0.0.1", "port"]),
+        (&bins.client, &["--mode", "spoon"]),
+        (&bins.client, &["--connections", "0"]),
+        (&bins.client, &["--reset", "--half-close"]),
+        (&bins.client, &["a", "1", "extra"]),
+        (&bins.client, &["--bogus"]),
+    ];
+    for (program, args) in cases {
+        let mut proc = Proc::spawn(program, *args, Input::Null).unwrap();
+        let status = proc.wait_exit(T).unwrap();
+        let stderr = proc.stderr.text();
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(proc.stdout.text().is_empty(), "{args:?}");
+    }
+}
+
+/// Restarting on a port held by a TIME_WAIT: EADDRINUSE without
+/// SO_REUSEADDR (explained), fine with it (UNP 7.5).
+#[test]
+fn no_reuseaddr_fails_over_time_wait_and_says_why() {
+    setup();
+    let server = Server::start(&["--close-after", "0"]).unwrap();
+    let port = server.port();
+    // The server closes first: its side of the connection enters TIME_WAIT.
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(stream.read(&mut buf).unwrap(), 0); // the server's FIN
+    stream.shutdown(Shutdown::Both).unwrap();
+    drop(stream);
+    server.wait_event("server-closed", T).unwrap();
+    assert!(server.stop().unwrap().0.success());
+
+    let port_arg = port.to_string();
+    let mut refused = Proc::spawn(
+        &binaries().unwrap().server,
+        ["--port", &port_arg, "--no-reuseaddr"],
+        Input::Null,
+    )
+    .unwrap();
+    assert_eq!(refused.wait_exit(T).unwrap().code(), Some(1));
+    let stderr = refused.stderr.text();
+    assert!(
+        stderr.contains("EADDRINUSE") && stderr.contains("TIME_WAIT"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1);
+
+    let again = Server::start(&["--port", &port_arg]).unwrap();
+    assert_eq!(again.port(), port);
+}
