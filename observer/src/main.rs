@@ -1,2 +1,163 @@
-//! Placeholder: the observer arrives with its own issue.
-fn main() {}
+//! observer's entry point: parse the command line, run the command.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use observer::diag::{DiagSocket, Query};
+use observer::render::Style;
+use observer::{parse_duration, snapshot, stop, tcp_state, watch};
+
+const EXAMPLES: &str = "\
+Examples:
+  observer                          watch port 6666 live (the lesson's port)
+  observer --port 7000 --json       the same for port 7000, as JSON lines
+  observer snapshot --all           every TCP socket now, with owners (like ss -tanep)
+  observer snapshot --state TIME_WAIT
+  observer --pid 4100               also watch process 4100 and its children
+
+Exit status: 0 when stopped (Ctrl-C, SIGTERM, --duration), 1 when the kernel
+cannot be asked (one line says why), 2 for a usage error.";
+
+#[derive(Debug, Parser)]
+#[command(name = "observer", version, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+/// observer: which TCP sockets exist, in which state, owned by whom, live.
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    watch: WatchArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Watch sockets and processes live: one line per change (the default).
+    Watch(WatchArgs),
+    /// One dump, as a table: state, queues, addresses, timer, uid, inode, owners.
+    Snapshot(SnapshotArgs),
+}
+
+/// Which sockets.
+#[derive(Debug, Clone, Args)]
+struct Filter {
+    /// Only sockets whose local or remote port is P (compiled to kernel
+    /// bytecode: the kernel filters, we never see the rest).
+    #[arg(long, default_value_t = 6666, value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
+    /// Every TCP socket, whatever its port.
+    #[arg(long, conflicts_with = "port")]
+    all: bool,
+    /// Only these states, e.g. LISTEN,TIME_WAIT (kernel names; ss names work).
+    #[arg(long, value_name = "S[,S..]", value_parser = parse_states)]
+    state: Option<u32>,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6_only")]
+    ipv4_only: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    ipv6_only: bool,
+    /// One JSON object per line instead of text (schema: observer/README.md).
+    #[arg(long)]
+    json: bool,
+    /// Look inside this network namespace (`ip netns` name).
+    #[arg(long, value_name = "NAME")]
+    netns: Option<String>,
+}
+
+fn parse_states(text: &str) -> Result<u32, String> {
+    tcp_state::parse_state_list(text).map(|(_, mask)| mask)
+}
+
+impl Filter {
+    fn query(&self) -> Query {
+        Query {
+            ipv4: !self.ipv6_only,
+            ipv6: !self.ipv4_only,
+            states: self.state.unwrap_or(Query::ALL_STATES),
+            port: (!self.all).then_some(self.port),
+            extensions: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+struct WatchArgs {
+    #[command(flatten)]
+    filter: Filter,
+    /// How often to ask the kernel: 10ms feels live; states shorter than
+    /// this may be missed (the timeline says so when it happens).
+    #[arg(long, default_value = "10ms", value_parser = parse_interval)]
+    interval: Duration,
+    /// Also watch this process (and its children); repeatable.
+    #[arg(long = "pid", value_name = "PID")]
+    pids: Vec<i32>,
+    /// Stop after this long (e.g. 30s) instead of waiting for Ctrl-C.
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < Duration::from_micros(100) || d > Duration::from_secs(60) {
+        return Err(format!("`{text}` must be between 100us and 60s"));
+    }
+    Ok(d)
+}
+
+#[derive(Debug, Clone, Args)]
+struct SnapshotArgs {
+    #[command(flatten)]
+    filter: Filter,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.trim_start_matches("error: ");
+            eprintln!("observer: {first} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let style = Style::detect();
+    let result = match cli.command.unwrap_or(Command::Watch(cli.watch)) {
+        Command::Watch(args) => {
+            stop::install();
+            let options = watch::Options {
+                query: args.filter.query(),
+                interval: args.interval,
+                pids: args.pids,
+                json: args.filter.json,
+                duration: args.duration,
+                netns: args.filter.netns,
+            };
+            watch::run(&options, style, &stop::requested).map_err(|e| e.to_string())
+        }
+        Command::Snapshot(args) => run_snapshot(&args, style),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("observer: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_snapshot(args: &SnapshotArgs, style: Style) -> Result<(), String> {
+    let mut socket =
+        DiagSocket::open_in(args.filter.netns.as_deref()).map_err(|e| e.to_string())?;
+    let snap = snapshot::take(&mut socket, &args.filter.query()).map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    snapshot::print(&snap, args.filter.json, style, &mut out).map_err(|e| e.to_string())?;
+    if snap.owners_hidden {
+        eprintln!("observer: not root: owners of other users' sockets are not shown");
+    }
+    Ok(())
+}

@@ -8,11 +8,13 @@
 //! - [`bins`]: build and find echo-server, echo-client, observer.
 //! - [`spawn`]: a child process with captured output, killed and reaped on drop.
 //! - [`echo`]: handles on an echo-server and echo-clients.
+//! - [`observer`]: a live `observer watch --json` and snapshots.
 //! - [`procfs`]: process state, parent and wchan from /proc; subreaping.
 //! - [`wait`]: wait for a condition with a deadline.
 
 pub mod bins;
 pub mod echo;
+pub mod observer;
 pub mod procfs;
 pub mod spawn;
 pub mod wait;

@@ -39,6 +39,18 @@ pub fn info(pid: i32) -> Option<ProcInfo> {
     })
 }
 
+/// Is the process blocked in system call `nr` (e.g. `libc::SYS_write`)?
+/// `/proc/PID/syscall` starts with the call's number while it sleeps in it.
+/// (wchan cannot tell: read() and write() on a socket both sleep in
+/// wait_woken.)
+pub fn blocked_in(pid: i32, nr: i64) -> bool {
+    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/syscall")) else {
+        return false;
+    };
+    let state = info(pid).map(|p| p.state);
+    state == Some('S') && text.split_whitespace().next() == Some(&nr.to_string())
+}
+
 /// Every process whose parent is `ppid`.
 pub fn children(ppid: i32) -> Vec<ProcInfo> {
     let Ok(dir) = fs::read_dir("/proc") else {

@@ -1,0 +1,368 @@
+//! The netlink socket, the dump conversation, and destroy notifications.
+//!
+//! A dump is a conversation: we send one request to the kernel (netlink
+//! port id 0); the kernel answers with as many datagrams as it takes, each
+//! holding several messages, and ends with NLMSG_DONE. A socket carries one
+//! dump at a time, so IPv4 and IPv6 are asked one after the other.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
+use nix::errno::Errno;
+
+use super::parse::{self, Message, SockInfo};
+use super::request::DiagRequest;
+use super::{DiagError, Query, bytecode};
+use crate::wire;
+
+/// Large enough for any dump datagram: the kernel sizes them to the
+/// largest recvmsg() buffer it has seen, capped near 32 KiB
+/// (netlink_recvmsg in net/netlink/af_netlink.c).
+pub const RECV_BUFFER: usize = 64 * 1024;
+
+/// A NETLINK_SOCK_DIAG socket for dumps.
+pub struct DiagSocket {
+    socket: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+/// What came back for one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exchange {
+    pub datagrams: usize,
+    pub messages: usize,
+    /// NLM_F_DUMP_INTR: the socket tables changed during the dump, so the
+    /// answer may have missed or doubled an entry.
+    pub interrupted: bool,
+}
+
+fn errno_of(err: &std::io::Error) -> Errno {
+    Errno::from_raw(err.raw_os_error().unwrap_or(0))
+}
+
+impl DiagSocket {
+    /// Open a socket in our own network namespace.
+    pub fn open() -> Result<DiagSocket, DiagError> {
+        Self::with_buffer(RECV_BUFFER)
+    }
+
+    /// Open a socket inside the named network namespace (`ip netns`): the
+    /// socket belongs to the namespace it was created in, for its whole life.
+    pub fn open_in(netns: Option<&str>) -> Result<DiagSocket, DiagError> {
+        match netns {
+            None => Self::open(),
+            Some(name) => in_netns(name, Self::open),
+        }
+    }
+
+    /// With a receive buffer of `size` bytes (small sizes test truncation).
+    pub fn with_buffer(size: usize) -> Result<DiagSocket, DiagError> {
+        let mut socket =
+            Socket::new(NETLINK_SOCK_DIAG).map_err(|e| DiagError::Open(errno_of(&e)))?;
+        // bind with port id 0: the kernel picks ours (usually our pid).
+        socket.bind_auto().map_err(|e| DiagError::Io {
+            op: "bind",
+            errno: errno_of(&e),
+        })?;
+        Ok(DiagSocket {
+            socket,
+            seq: 0,
+            buf: vec![0; size],
+        })
+    }
+
+    /// Our netlink port id, as the kernel assigned it at bind().
+    pub fn port_id(&self) -> u32 {
+        let mut addr = SocketAddr::new(0, 0);
+        let _ = self.socket.get_address(&mut addr);
+        addr.port_number()
+    }
+
+    pub fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    /// Dump the sockets `query` asks for: IPv4, then IPv6.
+    pub fn dump(&mut self, query: &Query) -> Result<Vec<SockInfo>, DiagError> {
+        let program = query.port.map(bytecode::port_filter).unwrap_or_default();
+        let mut sockets = Vec::new();
+        for (wanted, family) in [(query.ipv4, wire::AF_INET), (query.ipv6, wire::AF_INET6)] {
+            if !wanted {
+                continue;
+            }
+            let seq = self.next_seq();
+            let request =
+                DiagRequest::dump(family, query.states, query.extensions, program.clone());
+            self.exchange(
+                &request.to_bytes(seq),
+                |message| {
+                    if message.msg_type == wire::SOCK_DIAG_BY_FAMILY {
+                        sockets.push(SockInfo::parse(message.payload)?);
+                    }
+                    Ok(())
+                },
+                |_| {},
+            )?;
+        }
+        Ok(sockets)
+    }
+
+    /// Send one request and read the answer until NLMSG_DONE (or, for a
+    /// non-dump request, until the first NLMSG_ERROR/ACK).
+    ///
+    /// `on_message` sees every message of our sequence number;
+    /// `on_datagram` sees each datagram as received (for `explain`).
+    pub fn exchange(
+        &mut self,
+        request: &[u8],
+        mut on_message: impl FnMut(&Message<'_>) -> Result<(), DiagError>,
+        mut on_datagram: impl FnMut(&[u8]),
+    ) -> Result<Exchange, DiagError> {
+        let seq = wire::nlmsghdr::SEQ.u32(request);
+        let is_dump = wire::nlmsghdr::FLAGS.u16(request) & wire::NLM_F_ROOT != 0;
+        let kernel = SocketAddr::new(0, 0);
+        loop {
+            match self.socket.send_to(request, &kernel, 0) {
+                Ok(_) => break,
+                Err(e) if errno_of(&e) == Errno::EINTR => continue,
+                Err(e) => {
+                    return Err(DiagError::Io {
+                        op: "sendto",
+                        errno: errno_of(&e),
+                    });
+                }
+            }
+        }
+        let mut exchange = Exchange::default();
+        loop {
+            let size = self.buf.len();
+            // MSG_TRUNC: recv() returns the datagram's real length even when
+            // it is longer than our buffer, so truncation cannot go unnoticed.
+            let got = match self.socket.recv(&mut &mut self.buf[..], libc::MSG_TRUNC) {
+                Ok(n) => n,
+                Err(e) if errno_of(&e) == Errno::EINTR => continue,
+                Err(e) => {
+                    return Err(DiagError::Io {
+                        op: "recv",
+                        errno: errno_of(&e),
+                    });
+                }
+            };
+            if got > size {
+                return Err(DiagError::Truncated { got, buffer: size });
+            }
+            let datagram = &self.buf[..got];
+            exchange.datagrams += 1;
+            on_datagram(datagram);
+            for message in parse::messages(datagram)? {
+                if message.seq != seq {
+                    continue; // left over from an earlier, abandoned request
+                }
+                exchange.messages += 1;
+                exchange.interrupted |= message.flags & wire::NLM_F_DUMP_INTR != 0;
+                on_message(&message)?;
+                match message.msg_type {
+                    wire::NLMSG_DONE => return Ok(exchange),
+                    wire::NLMSG_ERROR => {
+                        let code = parse::error_code(&message);
+                        if code != 0 {
+                            return Err(DiagError::Refused(Errno::from_raw(code)));
+                        }
+                        if !is_dump {
+                            return Ok(exchange); // an ACK ends a single request
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Set a socket option at SOL_NETLINK (e.g. NETLINK_CAP_ACK).
+    pub fn set_cap_ack(&self, on: bool) -> Result<(), DiagError> {
+        self.socket.set_cap_ack(on).map_err(|e| DiagError::Io {
+            op: "setsockopt(NETLINK_CAP_ACK)",
+            errno: errno_of(&e),
+        })
+    }
+
+    /// Send raw bytes and return the first datagram of the answer.
+    pub fn request_raw(&mut self, request: &[u8]) -> Result<Vec<u8>, DiagError> {
+        let mut first = None;
+        self.exchange(
+            request,
+            |_| Ok(()),
+            |datagram| {
+                if first.is_none() {
+                    first = Some(datagram.to_vec());
+                }
+            },
+        )
+        .or_else(|err| match err {
+            // A refusal is an answer too: the caller wants to see it.
+            DiagError::Refused(_) => Ok(Exchange::default()),
+            other => Err(other),
+        })?;
+        first.ok_or_else(|| DiagError::Malformed("no answer".to_string()))
+    }
+}
+
+/// Run `open` with this thread inside the named network namespace, on a
+/// helper thread so that no other thread of ours changes namespace.
+pub fn in_netns<T: Send>(
+    name: &str,
+    open: impl FnOnce() -> Result<T, DiagError> + Send,
+) -> Result<T, DiagError> {
+    let fail = |reason: String| DiagError::Netns {
+        name: name.to_string(),
+        reason,
+    };
+    let path = format!("/run/netns/{name}");
+    let file = std::fs::File::open(&path).map_err(|e| fail(format!("{path}: {e}")))?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                // setns() moves only the calling thread; sockets created now
+                // belong to the namespace for good.
+                nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| fail(format!("setns: {} ({})", errno_name(e), e.desc())))?;
+                open()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(fail("helper thread panicked".to_string())))
+    })
+}
+
+fn errno_name(e: Errno) -> String {
+    format!("{e:?}")
+}
+
+/// A socket subscribed to the sock_diag destroy groups: the kernel sends
+/// one message each time a TCP socket is destroyed, with its final state
+/// and tcp_info (SKNLGRP_INET_TCP_DESTROY, SKNLGRP_INET6_TCP_DESTROY).
+pub struct EventSocket {
+    socket: Socket,
+    buf: Vec<u8>,
+}
+
+/// What a read of the event socket produced.
+#[derive(Debug, Default)]
+pub struct Events {
+    pub destroyed: Vec<SockInfo>,
+    /// ENOBUFS: the kernel dropped notifications because we read too slowly.
+    pub overflowed: bool,
+}
+
+impl EventSocket {
+    /// Subscribe; `None` where the kernel does not permit or support it.
+    pub fn open(netns: Option<&str>) -> Option<EventSocket> {
+        let open = || -> Result<EventSocket, DiagError> {
+            let mut socket =
+                Socket::new(NETLINK_SOCK_DIAG).map_err(|e| DiagError::Open(errno_of(&e)))?;
+            let io = |op| {
+                move |e: std::io::Error| DiagError::Io {
+                    op,
+                    errno: errno_of(&e),
+                }
+            };
+            socket.bind_auto().map_err(io("bind"))?;
+            socket
+                .add_membership(wire::SKNLGRP_INET_TCP_DESTROY)
+                .map_err(io("join group"))?;
+            socket
+                .add_membership(wire::SKNLGRP_INET6_TCP_DESTROY)
+                .map_err(io("join group"))?;
+            socket.set_non_blocking(true).map_err(io("fcntl"))?;
+            // A larger queue: a burst of closes must not overflow it.
+            let _ = socket.set_rx_buf_sz(1 << 20);
+            Ok(EventSocket {
+                socket,
+                buf: vec![0; RECV_BUFFER],
+            })
+        };
+        match netns {
+            None => open().ok(),
+            Some(name) => in_netns(name, open).ok(),
+        }
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd belongs to `self.socket`, which outlives the borrow.
+        unsafe { BorrowedFd::borrow_raw(self.socket.as_raw_fd()) }
+    }
+
+    /// Read every notification waiting, without blocking.
+    pub fn drain(&mut self) -> Events {
+        let mut events = Events::default();
+        loop {
+            let size = self.buf.len();
+            let got = match self.socket.recv(&mut &mut self.buf[..], libc::MSG_TRUNC) {
+                Ok(n) => n.min(size),
+                Err(e) => match errno_of(&e) {
+                    Errno::EINTR => continue,
+                    Errno::ENOBUFS => {
+                        events.overflowed = true;
+                        continue;
+                    }
+                    _ => return events, // EAGAIN: nothing more
+                },
+            };
+            let Ok(messages) = parse::messages(&self.buf[..got]) else {
+                continue;
+            };
+            for message in messages {
+                if message.msg_type == wire::SOCK_DIAG_BY_FAMILY {
+                    if let Ok(info) = SockInfo::parse(message.payload) {
+                        events.destroyed.push(info);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real dump sees a socket we just made, with the right state.
+    #[test]
+    fn a_dump_finds_our_listener() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut socket = DiagSocket::open().unwrap();
+        let found = socket.dump(&Query::port(port)).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].state, crate::tcp_state::TcpState::Listen);
+        assert_eq!(found[0].local.port(), port);
+    }
+
+    /// A buffer too small for the kernel's datagram: the truncation is
+    /// detected (MSG_TRUNC), never silently parsed.
+    #[test]
+    fn a_truncated_datagram_is_an_error() {
+        let _listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut socket = DiagSocket::with_buffer(64).unwrap();
+        match socket.dump(&Query::all()) {
+            Err(DiagError::Truncated { got, buffer }) => {
+                assert_eq!(buffer, 64);
+                assert!(got > 64);
+            }
+            other => panic!("expected truncation, got {other:?}"),
+        }
+    }
+
+    /// A filter the kernel's audit rejects comes back as one clear error.
+    #[test]
+    fn a_rejected_filter_is_a_refusal() {
+        let mut socket = DiagSocket::open().unwrap();
+        let mut bad = bytecode::port_filter(6666);
+        bad[1] = 2; // a `yes` jump that is not a multiple of 4
+        let seq = socket.next_seq();
+        let request = DiagRequest::dump(wire::AF_INET, Query::ALL_STATES, 0, bad).to_bytes(seq);
+        let err = socket.exchange(&request, |_| Ok(()), |_| {}).unwrap_err();
+        assert!(matches!(err, DiagError::Refused(Errno::EINVAL)), "{err}");
+    }
+}

@@ -1,0 +1,368 @@
+//! Which processes own a socket, and what those processes are doing: /proc.
+//!
+//! inet_diag gives each socket's inode. A process holds the socket if one
+//! of its descriptors is a link to `socket:[INODE]` in `/proc/PID/fd`.
+//! After fork() both parent and child hold it, each through its own
+//! descriptor, until one closes it: we show every holder, `comm[pid]/fd`.
+//!
+//! `/proc/PID/stat` gives the state (R running, S sleeping, Z zombie...)
+//! and parent; `/proc/PID/wchan` the kernel function a sleeping process
+//! waits in, which says *what* it waits for (see [`wchan_meaning`]).
+//! Without root, the fd directories of other users' processes are
+//! unreadable: their sockets show no owner.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+
+/// One holder of a socket.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Owner {
+    pub pid: i32,
+    pub comm: String,
+    pub fd: i32,
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]/{}", self.comm, self.pid, self.fd)
+    }
+}
+
+/// Socket inode -> its holders, from one scan.
+#[derive(Debug, Default, Clone)]
+pub struct Owners {
+    pub by_inode: HashMap<u32, Vec<Owner>>,
+    /// Some process's fd directory could not be read (not root).
+    pub denied: bool,
+}
+
+impl Owners {
+    pub fn of(&self, inode: u32) -> &[Owner] {
+        self.by_inode.get(&inode).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every pid holding any socket.
+    pub fn pids(&self) -> HashSet<i32> {
+        self.by_inode.values().flatten().map(|o| o.pid).collect()
+    }
+}
+
+/// All pids in /proc.
+pub fn all_pids() -> Vec<i32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Find the holders of `inodes` among `pids`.
+pub fn scan(pids: impl IntoIterator<Item = i32>, inodes: &HashSet<u32>) -> Owners {
+    let mut owners = Owners::default();
+    if inodes.is_empty() {
+        return owners;
+    }
+    for pid in pids {
+        let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            // Gone already, or another user's process without root.
+            owners.denied |= fs::metadata(format!("/proc/{pid}")).is_ok();
+            continue;
+        };
+        let mut comm: Option<String> = None;
+        for entry in dir.flatten() {
+            let Ok(link) = fs::read_link(entry.path()) else {
+                continue;
+            };
+            let Some(inode) = socket_inode(link.as_os_str().as_encoded_bytes()) else {
+                continue;
+            };
+            if !inodes.contains(&inode) {
+                continue;
+            }
+            let fd = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(-1);
+            let comm = comm.get_or_insert_with(|| read_comm(pid));
+            owners.by_inode.entry(inode).or_default().push(Owner {
+                pid,
+                comm: comm.clone(),
+                fd,
+            });
+        }
+    }
+    for list in owners.by_inode.values_mut() {
+        list.sort();
+    }
+    owners
+}
+
+/// `socket:[12345]` -> 12345.
+fn socket_inode(link: &[u8]) -> Option<u32> {
+    let inner = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
+    std::str::from_utf8(inner).ok()?.parse().ok()
+}
+
+fn read_comm(pid: i32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_else(|_| "?".to_string())
+}
+
+/// What `ps -o pid,ppid,stat,wchan,comm` shows about a process, and the
+/// system call it is blocked in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    pub pid: i32,
+    pub ppid: i32,
+    /// R running, S sleeping, D disk sleep, T stopped, Z zombie.
+    pub state: char,
+    pub comm: String,
+    /// Where it sleeps; empty while running.
+    pub wchan: String,
+    /// The system call it is blocked in, with its descriptor where it has
+    /// one: `read(4)`. Empty while running, or if /proc/PID/syscall is not
+    /// readable (another user's process, without root).
+    pub syscall: String,
+}
+
+/// Read a process from /proc; `None` if it no longer exists.
+pub fn process(pid: i32) -> Option<Process> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // comm is between parentheses and may hold spaces or ')': the fields
+    // after it start after the last ')' (proc(5)).
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat[open + 1..close].to_string();
+    let mut fields = stat[close + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let wchan = fs::read_to_string(format!("/proc/{pid}/wchan"))
+        .map(|w| if w == "0" { String::new() } else { w })
+        .unwrap_or_default();
+    let syscall = if state == 'Z' {
+        String::new()
+    } else {
+        syscall(pid)
+    };
+    Some(Process {
+        pid,
+        ppid,
+        state,
+        comm,
+        wchan,
+        syscall,
+    })
+}
+
+/// System calls worth naming, by number (this architecture's numbers).
+const SYSCALLS: &[(i64, &str)] = &[
+    (libc::SYS_read, "read"),
+    (libc::SYS_write, "write"),
+    (libc::SYS_recvfrom, "recvfrom"),
+    (libc::SYS_sendto, "sendto"),
+    (libc::SYS_recvmsg, "recvmsg"),
+    (libc::SYS_sendmsg, "sendmsg"),
+    (libc::SYS_accept4, "accept4"),
+    (libc::SYS_connect, "connect"),
+    (libc::SYS_ppoll, "ppoll"),
+    (libc::SYS_pselect6, "pselect6"),
+    (libc::SYS_epoll_pwait, "epoll_pwait"),
+    (libc::SYS_nanosleep, "nanosleep"),
+    (libc::SYS_clock_nanosleep, "clock_nanosleep"),
+    (libc::SYS_wait4, "wait4"),
+    (libc::SYS_waitid, "waitid"),
+    (libc::SYS_futex, "futex"),
+    (libc::SYS_rt_sigsuspend, "rt_sigsuspend"),
+    (libc::SYS_rt_sigtimedwait, "rt_sigtimedwait"),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_accept, "accept"),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_poll, "poll"),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_select, "select"),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_epoll_wait, "epoll_wait"),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_pause, "pause"),
+];
+
+/// Calls whose first argument is the descriptor they wait on.
+const FD_CALLS: &[&str] = &[
+    "read", "write", "recvfrom", "sendto", "recvmsg", "sendmsg", "accept", "accept4", "connect",
+];
+
+/// `/proc/PID/syscall`: the number of the call it is blocked in and its
+/// arguments (`0 0x4 ...` is read(4, ...)), or `running`.
+fn syscall(pid: i32) -> String {
+    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/syscall")) else {
+        return String::new();
+    };
+    let mut fields = text.split_whitespace();
+    let Some(nr) = fields.next().and_then(|n| n.parse::<i64>().ok()) else {
+        return String::new(); // "running" (or "-1": not in a system call)
+    };
+    let Some(&(_, name)) = SYSCALLS.iter().find(|(n, _)| *n == nr) else {
+        return format!("syscall {nr}");
+    };
+    let fd = fields
+        .next()
+        .and_then(|a| i64::from_str_radix(a.trim_start_matches("0x"), 16).ok());
+    match fd {
+        Some(fd) if FD_CALLS.contains(&name) => format!("{name}({fd})"),
+        _ => name.to_string(),
+    }
+}
+
+/// What a blocked process waits for, in words: from its system call and
+/// the descriptor it names (a socket, a pipe, the terminal), else from the
+/// kernel function in wchan.
+pub fn waiting_for(process: &Process) -> Option<String> {
+    let call = process.syscall.as_str();
+    let (name, fd) = match call.split_once('(') {
+        Some((name, rest)) => (name, rest.trim_end_matches(')').parse::<i32>().ok()),
+        None => (call, None),
+    };
+    let what = fd.map(|fd| descriptor_kind(process.pid, fd));
+    let text = match (name, what.as_deref()) {
+        ("read" | "recvfrom" | "recvmsg", Some(kind)) => {
+            format!("{name}(): waiting for data on {kind}")
+        }
+        ("write" | "sendto" | "sendmsg", Some(kind)) => {
+            format!("{name}(): {kind} is full, waiting for room")
+        }
+        ("accept" | "accept4", _) => format!("{name}(): waiting for a connection"),
+        ("connect", _) => "connect(): waiting for the SYN+ACK".to_string(),
+        ("poll" | "ppoll" | "select" | "pselect6" | "epoll_wait" | "epoll_pwait", _) => {
+            format!("{name}(): waiting on several descriptors")
+        }
+        ("nanosleep" | "clock_nanosleep", _) => "sleep()".to_string(),
+        ("wait4" | "waitid", _) => format!("{name}(): waiting for a child to exit"),
+        ("futex", _) => "a futex: a lock, condvar or thread join".to_string(),
+        ("pause" | "rt_sigsuspend" | "rt_sigtimedwait", _) => "waiting for a signal".to_string(),
+        _ => return wchan_meaning(&process.wchan).map(str::to_string),
+    };
+    Some(text)
+}
+
+/// "a socket", "a pipe", "the terminal", from /proc/PID/fd/FD.
+fn descriptor_kind(pid: i32, fd: i32) -> String {
+    let link = fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+        .map(|l| l.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if link.starts_with("socket:") {
+        format!("socket fd {fd}")
+    } else if link.starts_with("pipe:") {
+        format!("pipe fd {fd}")
+    } else if link.starts_with("/dev/pts") || link.starts_with("/dev/tty") {
+        format!("the terminal (fd {fd})")
+    } else {
+        format!("fd {fd}")
+    }
+}
+
+/// The children of `pid`: `/proc/PID/task/*/children`, or a scan of /proc
+/// when the kernel lacks CONFIG_PROC_CHILDREN.
+pub fn children(pid: i32) -> Vec<i32> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut supported = false;
+    for task in tasks.flatten() {
+        if let Ok(list) = fs::read_to_string(task.path().join("children")) {
+            supported = true;
+            out.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    if !supported {
+        out = all_pids()
+            .into_iter()
+            .filter(|&p| process(p).is_some_and(|info| info.ppid == pid))
+            .collect();
+    }
+    out
+}
+
+/// What a sleeping process waits for, from the kernel function in wchan.
+pub fn wchan_meaning(wchan: &str) -> Option<&'static str> {
+    Some(match wchan {
+        "inet_csk_accept" | "inet_csk_wait_for_connect" => "accept(): waiting for a connection",
+        "wait_woken" | "sk_wait_data" | "tcp_recvmsg" | "tcp_recvmsg_locked" => {
+            "read(): waiting for data on a socket"
+        }
+        "sk_stream_wait_memory" => "write(): the socket send buffer is full",
+        "inet_wait_for_connect" | "__inet_stream_connect" => "connect(): waiting for SYN+ACK",
+        "n_tty_read" | "wait_woken_tty" => "read(): waiting at the terminal",
+        "pipe_read" | "anon_pipe_read" | "pipe_wait_readable" => "read(): waiting on a pipe",
+        "pipe_write" | "anon_pipe_write" | "pipe_wait_writable" => "write(): a pipe is full",
+        "hrtimer_nanosleep" | "do_nanosleep" | "clock_nanosleep" => "sleep()",
+        "do_sys_poll" | "do_poll" | "do_select" | "core_sys_select" => {
+            "poll()/select(): waiting on several descriptors"
+        }
+        "ep_poll" | "do_epoll_wait" => "epoll_wait()",
+        "do_wait" | "kernel_wait4" => "wait(): waiting for a child to exit",
+        "futex_wait_queue" | "futex_wait_queue_me" | "futex_wait" => {
+            "a futex: a lock, condvar or join"
+        }
+        "do_sigtimedwait" | "sigsuspend" => "waiting for a signal",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_links_give_their_inode() {
+        assert_eq!(socket_inode(b"socket:[12345]"), Some(12345));
+        assert_eq!(socket_inode(b"pipe:[12345]"), None);
+        assert_eq!(socket_inode(b"/dev/null"), None);
+    }
+
+    /// This test process holds a socket; the scan finds it, with its fd.
+    #[test]
+    fn a_scan_finds_our_own_socket() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd = listener.as_raw_fd();
+        let inode = fs::metadata(format!("/proc/self/fd/{fd}")).unwrap().ino() as u32;
+        let me = std::process::id() as i32;
+        let owners = scan([me], &HashSet::from([inode]));
+        assert_eq!(owners.of(inode).len(), 1);
+        assert_eq!(owners.of(inode)[0].pid, me);
+        assert_eq!(owners.of(inode)[0].fd, fd);
+        let info = process(me).unwrap();
+        assert_eq!(info.pid, me);
+    }
+
+    /// A child sleeping in nanosleep: its system call says so.
+    #[test]
+    fn a_sleeping_child_is_seen_in_its_system_call() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let mut seen = None;
+        for _ in 0..500 {
+            let p = process(pid).unwrap();
+            if p.state == 'S' && !p.syscall.is_empty() {
+                seen = Some(p);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let p = seen.expect("sleep(1) never seen sleeping");
+        assert!(p.syscall.contains("nanosleep"), "{p:?}");
+        assert_eq!(waiting_for(&p).as_deref(), Some("sleep()"));
+    }
+}

@@ -1,0 +1,432 @@
+//! The observer against real echo-server/echo-client processes.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use lifecycle::echo::{Client, Server};
+use lifecycle::observer::{EventExt, Observer, snapshot};
+use lifecycle::spawn::Input;
+use lifecycle::wait;
+use serde_json::Value;
+
+use crate::setup;
+
+const T: Duration = Duration::from_secs(20);
+
+/// (state, recv_q, send_q, local, peer, inode, uid) as ss prints them.
+type Row = (String, u64, u64, String, String, u64, u64);
+
+/// `*:6666`, `[::]:6666`, `0.0.0.0:6666` all mean "any address".
+fn norm_addr(addr: &str) -> String {
+    for any in ["*:", "[::]:", "0.0.0.0:"] {
+        if let Some(port) = addr.strip_prefix(any) {
+            return format!("any:{port}");
+        }
+    }
+    addr.to_string()
+}
+
+/// `ss -tane [FILTER]`, parsed.
+fn ss(filter: &[&str]) -> BTreeSet<Row> {
+    let out = Command::new("ss")
+        .args(["-tanHe"])
+        .args(filter)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ss failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let state = match f[0] {
+                "ESTAB" => "ESTABLISHED".to_string(),
+                "UNCONN" => "CLOSE".to_string(),
+                other => other.replace('-', "_").replace("FIN_WAIT_", "FIN_WAIT"),
+            };
+            let field = |name: &str| {
+                f.iter()
+                    .find_map(|x| x.strip_prefix(name))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            Some((
+                state,
+                f[1].parse().ok()?,
+                f[2].parse().ok()?,
+                norm_addr(f[3]),
+                norm_addr(f[4]),
+                field("ino:"),
+                field("uid:"),
+            ))
+        })
+        .collect()
+}
+
+fn ours(rows: &[Value]) -> BTreeSet<Row> {
+    rows.iter()
+        .map(|r| {
+            let peer = if r.str("state") == "LISTEN" {
+                // ss prints a listener's peer as `*` (v4: 0.0.0.0:*).
+                "any:*".to_string()
+            } else {
+                norm_addr(r.str("remote"))
+            };
+            (
+                r.str("state").to_string(),
+                r.int("recv_q") as u64,
+                r.int("send_q") as u64,
+                norm_addr(r.str("local")),
+                peer,
+                r.int("inode") as u64,
+                r.int("uid") as u64,
+            )
+        })
+        .collect()
+}
+
+/// Take ours, ss's, ours again until the world held still for all three,
+/// then the sets must be equal.
+fn assert_same_as_ss(observer_args: &[&str], ss_filter: &[&str]) {
+    let mut last = None;
+    for _ in 0..50 {
+        let before = ours(&snapshot(observer_args).unwrap());
+        let theirs = ss(ss_filter);
+        let after = ours(&snapshot(observer_args).unwrap());
+        if before == after && before == theirs {
+            assert!(!before.is_empty());
+            return;
+        }
+        last = Some((before, theirs, after));
+    }
+    let (before, theirs, after) = last.unwrap();
+    let only_ours: Vec<_> = before.difference(&theirs).collect();
+    let only_ss: Vec<_> = theirs.difference(&before).collect();
+    panic!(
+        "observer and ss disagree:\nonly observer: {only_ours:#?}\nonly ss: {only_ss:#?}\n(second observer: {} rows)",
+        after.len()
+    );
+}
+
+/// A port with something in every interesting state: LISTEN, ESTABLISHED
+/// pairs, FIN_WAIT2/CLOSE_WAIT held, a server-side TIME_WAIT.
+fn busy_port() -> (Server, Server, Vec<Client>) {
+    let server = Server::start(&["--close-delay", "30"]).unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let client = Client::start(server.addr, &[], Input::Pipe).unwrap();
+        client.connected().unwrap();
+        clients.push(client);
+    }
+    // One client closes: its end FIN_WAIT2, the server's CLOSE_WAIT.
+    let closing = clients.pop().unwrap();
+    closing.finish(T).unwrap();
+    server.wait_event("holding", T).unwrap();
+    // A second server that closes first: TIME_WAIT on its side.
+    let closer = Server::start(&["--close-after", "0"]).unwrap();
+    let out = Client::run(closer.addr, &[], b"", T).unwrap();
+    assert!(out.status.success() || out.status.code() == Some(1));
+    (server, closer, clients)
+}
+
+/// `observer snapshot --port P` lists exactly what `ss -tane` does for the
+/// same port: states, queues, addresses, inodes, uids.
+#[test]
+fn snapshot_of_a_port_equals_ss() {
+    setup();
+    let (server, closer, _clients) = busy_port();
+    let p = server.port().to_string();
+    let filter = format!("( sport = :{p} or dport = :{p} )");
+    assert_same_as_ss(&["--port", &p], &[&filter]);
+    let p = closer.port().to_string();
+    let filter = format!("( sport = :{p} or dport = :{p} )");
+    assert_same_as_ss(&["--port", &p], &[&filter]);
+}
+
+/// With `--all`, every TCP socket of the machine, as `ss -tane`.
+#[test]
+fn snapshot_of_everything_equals_ss() {
+    setup();
+    let _busy = busy_port();
+    assert_same_as_ss(&["--all"], &[]);
+}
+
+/// Owners: the listener belongs to the server; the server's end of a
+/// connection to the child that serves it; the client's end to the client.
+#[test]
+fn snapshot_names_every_owner() {
+    setup();
+    let server = Server::start(&[]).unwrap();
+    let client = Client::start(server.addr, &[], Input::Pipe).unwrap();
+    let local = client.connected().unwrap();
+    let accepted = server.wait_event("accepted", T).unwrap();
+    let child = accepted.num("child").unwrap();
+    let rows = wait::until("the parent to close its copy", T, || {
+        let rows = snapshot(&["--port", &server.port().to_string()]).unwrap();
+        let server_end = rows.iter().find(|r| r.str("role") == "server")?;
+        (server_end.owner_pids() == vec![child]).then_some(rows)
+    })
+    .unwrap();
+    let listener = rows.iter().find(|r| r.str("state") == "LISTEN").unwrap();
+    assert_eq!(listener.owner_pids(), vec![server.pid() as i64]);
+    assert_eq!(listener.str("role"), "listener");
+    let client_end = rows.iter().find(|r| r.str("role") == "client").unwrap();
+    assert_eq!(client_end.str("local"), local.to_string());
+    assert_eq!(client_end.owner_pids(), vec![client.proc.pid() as i64]);
+    assert_eq!(client_end["owners"][0]["comm"], "echo-client");
+}
+
+/// IPv6, and IPv4 clients of a dual-stack listener seen as v4-mapped
+/// addresses (::ffff:127.0.0.1), with roles still right.
+#[test]
+fn ipv6_and_v4_mapped_addresses() {
+    setup();
+    let server = Server::start(&["--bind", "::"]).unwrap();
+    let v6 = Client::start(
+        "[::1]:0"
+            .parse::<std::net::SocketAddr>()
+            .map(|a| std::net::SocketAddr::new(a.ip(), server.port()))
+            .unwrap(),
+        &[],
+        Input::Pipe,
+    )
+    .unwrap();
+    let v4 = Client::start(
+        std::net::SocketAddr::new("127.0.0.1".parse().unwrap(), server.port()),
+        &[],
+        Input::Pipe,
+    )
+    .unwrap();
+    v6.connected().unwrap();
+    v4.connected().unwrap();
+    let port = server.port().to_string();
+    let rows = wait::until("four connection ends", T, || {
+        let rows = snapshot(&["--port", &port]).unwrap();
+        (rows
+            .iter()
+            .filter(|r| r.str("state") == "ESTABLISHED")
+            .count()
+            == 4)
+            .then_some(rows)
+    })
+    .unwrap();
+    let mapped = format!("[::ffff:127.0.0.1]:{port}");
+    let server_mapped = rows
+        .iter()
+        .find(|r| r.str("local") == mapped)
+        .expect("a v4-mapped server end");
+    assert_eq!(server_mapped.str("role"), "server");
+    assert_eq!(server_mapped["family"], 6);
+    let client_v4 = rows
+        .iter()
+        .find(|r| r.str("remote") == format!("127.0.0.1:{port}"))
+        .unwrap();
+    assert_eq!(client_v4.str("role"), "client");
+    assert_eq!(client_v4["family"], 4);
+    let client_v6 = rows
+        .iter()
+        .find(|r| r.str("remote") == format!("[::1]:{port}"))
+        .unwrap();
+    assert_eq!(client_v6.str("role"), "client");
+    assert_same_as_ss(
+        &["--port", &port],
+        &[&format!("( sport = :{port} or dport = :{port} )")],
+    );
+}
+
+fn is(event: &Value, kind: &str, state: &str, role: &str) -> bool {
+    event.str("event") == kind && event.str("state") == state && event.str("role") == role
+}
+
+/// The life of one connection, as the watch tells it: LISTEN, both ends
+/// ESTABLISHED with their owners, FIN_WAIT2 and CLOSE_WAIT held by
+/// --close-delay, TIME_WAIT on the client (the active closer) with about
+/// 60 s to go, the server's end gone after LAST_ACK.
+#[test]
+fn watch_tells_a_connection_from_listen_to_time_wait() {
+    setup();
+    let server = Server::start(&["--close-delay", "1"]).unwrap();
+    let observer = Observer::watch(server.port(), &[]).unwrap();
+    let listen = observer
+        .wait_for("LISTEN", T, |e| e.str("state") == "LISTEN")
+        .unwrap();
+    assert_eq!(listen.owner_pids(), vec![server.pid() as i64]);
+    assert_eq!(listen.str("role"), "listener");
+
+    let mut client = Client::start(server.addr, &[], Input::Pipe).unwrap();
+    client.connected().unwrap();
+    let c = observer
+        .wait_for("client ESTABLISHED", T, |e| {
+            is(e, "new", "ESTABLISHED", "client")
+        })
+        .unwrap();
+    assert_eq!(c.owner_pids(), vec![client.proc.pid() as i64]);
+    let s = observer
+        .wait_for("server ESTABLISHED", T, |e| {
+            is(e, "new", "ESTABLISHED", "server")
+        })
+        .unwrap();
+    assert_eq!(c["conn"], s["conn"], "both ends are one connection");
+    let child = server
+        .wait_event("accepted", T)
+        .unwrap()
+        .num("child")
+        .unwrap();
+    assert!(s.owner_pids().contains(&child), "{s}");
+
+    client.proc.write_stdin(b"hello\n").unwrap();
+    let out = client.finish(T).unwrap();
+    assert_eq!(out.stdout, b"hello\n");
+
+    let fw2 = observer
+        .wait_for("client FIN_WAIT2", T, |e| {
+            e.str("state") == "FIN_WAIT2" && e.str("role") == "client"
+        })
+        .unwrap();
+    let cw = observer
+        .wait_for("server CLOSE_WAIT", T, |e| {
+            is(e, "state", "CLOSE_WAIT", "server")
+        })
+        .unwrap();
+    let tw = observer
+        .wait_for("client TIME_WAIT", T, |e| {
+            e.str("state") == "TIME_WAIT" && e.str("role") == "client"
+        })
+        .unwrap();
+    // Held about a second by --close-delay 1: seen, not guessed.
+    assert!(
+        tw["t"].as_f64().unwrap() - fw2["t"].as_f64().unwrap() > 0.5,
+        "{fw2}\n{tw}"
+    );
+    assert!(cw["t"].as_f64().unwrap() <= tw["t"].as_f64().unwrap());
+    let left = tw.int("expires_ms");
+    assert!(
+        (50_000..=60_000).contains(&left),
+        "TIME_WAIT countdown {left} ms"
+    );
+    observer
+        .wait_for("server end gone", T, |e| {
+            e.str("event") == "gone" && e.str("role") == "server"
+        })
+        .unwrap();
+    let events = observer.stop().unwrap();
+    // Nothing claims TIME_WAIT on the server side.
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.str("state") == "TIME_WAIT" && e.str("role") == "server")
+    );
+}
+
+/// TCP_DEFER_ACCEPT holds the server's end in SYN_RECV (a request socket,
+/// no owner yet) while the client already counts as ESTABLISHED.
+#[test]
+fn watch_sees_syn_recv_held_by_defer_accept() {
+    setup();
+    let server = Server::start(&["--defer-accept", "10"]).unwrap();
+    let observer = Observer::watch(server.port(), &[]).unwrap();
+    let client = Client::start(server.addr, &[], Input::Pipe).unwrap();
+    client.connected().unwrap();
+    let syn_recv = observer
+        .wait_for("server SYN_RECV", T, |e| e.str("state") == "SYN_RECV")
+        .unwrap();
+    assert_eq!(syn_recv.str("role"), "server");
+    assert!(
+        syn_recv.owner_pids().is_empty(),
+        "a request socket has no file"
+    );
+    observer
+        .wait_for("client ESTABLISHED", T, |e| {
+            is(e, "new", "ESTABLISHED", "client")
+        })
+        .unwrap();
+}
+
+/// A full accept queue: SYNs are dropped and later clients sit in SYN_SENT.
+#[test]
+fn watch_sees_syn_sent_held_by_a_full_accept_queue() {
+    setup();
+    let server = Server::start(&["--backlog", "0", "--accept-delay", "30"]).unwrap();
+    let observer = Observer::watch(server.port(), &[]).unwrap();
+    let clients: Vec<Client> = (0..3)
+        .map(|_| Client::start(server.addr, &[], Input::Pipe).unwrap())
+        .collect();
+    let syn_sent = observer
+        .wait_for("a client in SYN_SENT", T, |e| e.str("state") == "SYN_SENT")
+        .unwrap();
+    assert_eq!(syn_sent.str("role"), "client");
+    assert_eq!(
+        syn_sent.str("timer"),
+        "on",
+        "the SYN retransmission timer runs"
+    );
+    drop(clients);
+}
+
+/// `--reap none`: the child that served a connection becomes a zombie,
+/// and the watch says so, naming the parent that should reap it.
+#[test]
+fn watch_reports_a_zombie_under_reap_none() {
+    setup();
+    let server = Server::start(&["--reap", "none"]).unwrap();
+    let observer = Observer::watch(server.port(), &[]).unwrap();
+    let out = Client::run(server.addr, &[], b"bye\n", T).unwrap();
+    assert!(out.status.success());
+    let child = server
+        .wait_event("accepted", T)
+        .unwrap()
+        .num("child")
+        .unwrap();
+    let zombie = observer
+        .wait_for("a zombie", T, |e| e.str("event") == "zombie")
+        .unwrap();
+    assert_eq!(zombie.int("pid"), child);
+    assert_eq!(zombie.int("ppid"), server.pid() as i64);
+    assert_eq!(zombie["parent"]["pid"], server.pid());
+    // SIGTERM: the server reaps it at shutdown, and the watch sees that.
+    server.stop().unwrap();
+    observer
+        .wait_for("the zombie reaped", T, |e| {
+            e.str("event") == "reaped" && e.int("pid") == child
+        })
+        .unwrap();
+}
+
+/// `--reap waitpid`: five children exit together and are reaped at once;
+/// the watch sees each one come and go, never as a zombie.
+#[test]
+fn watch_reports_no_zombie_under_reap_waitpid() {
+    setup();
+    let server = Server::start(&["--reap", "waitpid"]).unwrap();
+    let observer = Observer::watch(server.port(), &[]).unwrap();
+    let client = Client::start(server.addr, &["--connections", "5"], Input::Pipe).unwrap();
+    let server_pid = server.pid() as i64;
+    let child_of_server = |e: &Value| e.str("event") == "process" && e.int("ppid") == server_pid;
+    wait::until("the watch to see 5 children", T, || {
+        let seen = observer
+            .events()
+            .iter()
+            .filter(|e| child_of_server(e) && e.str("change") == "new")
+            .count();
+        (seen >= 5).then_some(())
+    })
+    .unwrap();
+    assert!(client.finish(T).unwrap().status.success());
+    server
+        .wait_events("5 reaped", 5, T, |l| l.event == "reaped")
+        .unwrap();
+    wait::until("the watch to see 5 exits", T, || {
+        let exited = observer
+            .events()
+            .iter()
+            .filter(|e| child_of_server(e) && e.str("change") == "exited")
+            .count();
+        (exited >= 5).then_some(())
+    })
+    .unwrap();
+    let events = observer.stop().unwrap();
+    assert!(
+        !events.iter().any(|e| e.str("event") == "zombie"),
+        "{events:#?}"
+    );
+}
