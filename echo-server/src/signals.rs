@@ -94,6 +94,7 @@ extern "C" fn note_stop(signal: libc::c_int) {
 ///
 /// `reap = None` (thread mode) installs no SIGCHLD handler.
 pub fn install(reap: Option<Reap>) -> nix::Result<()> {
+    unblock_inherited();
     // SIGPIPE: Rust's runtime already set it to SIG_IGN before main(). We say
     // it again here because it is part of the lesson: with SIGPIPE ignored, a
     // write to a connection the client has reset fails with EPIPE, which the
@@ -131,6 +132,13 @@ pub fn install(reap: Option<Reap>) -> nix::Result<()> {
     // SAFETY: both handlers call only waitpid/wait and atomics (async-signal-safe).
     unsafe { sigaction(Signal::SIGCHLD, &chld) }?;
     Ok(())
+}
+
+/// A blocked signal is never delivered, handler or not, and the signal
+/// mask is inherited across fork() and exec(): a parent that had blocked
+/// SIGTERM would make us unstoppable. Start from a known mask.
+fn unblock_inherited() {
+    block_caught(false);
 }
 
 /// In a freshly forked child: give SIGINT, SIGTERM and SIGCHLD back their

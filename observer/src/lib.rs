@@ -61,8 +61,14 @@ pub mod stop {
         STOP.store(true, Ordering::SeqCst);
     }
 
-    /// Install handlers without SA_RESTART, so a blocking poll() returns.
+    /// Install handlers without SA_RESTART, so a blocking poll() returns,
+    /// and unblock the signals in case our parent left them blocked (the
+    /// mask is inherited across exec).
     pub fn install() {
+        let mut ours = SigSet::empty();
+        ours.add(Signal::SIGINT);
+        ours.add(Signal::SIGTERM);
+        let _ = ours.thread_unblock();
         let action = SigAction::new(SigHandler::Handler(note), SaFlags::empty(), SigSet::empty());
         // SAFETY: the handler only stores to an atomic (async-signal-safe).
         unsafe {

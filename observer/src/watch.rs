@@ -170,6 +170,10 @@ pub struct Tracker {
     conns: HashMap<Key, u32>,
     next_conn: u32,
     pending_destroyed: HashMap<Key, (Instant, SockInfo)>,
+    /// Destroy notifications with no remote address (see `destroyed`).
+    disconnected: Vec<(Instant, SockInfo)>,
+    /// local -> remote of sockets recently gone, to pair late notifications.
+    recent_peers: HashMap<SocketAddr, SocketAddr>,
     recently_gone: HashMap<Key, Instant>,
     last_poll: Option<Instant>,
     procs: HashMap<i32, TrackedProc>,
@@ -185,6 +189,8 @@ impl Tracker {
             conns: HashMap::new(),
             next_conn: 1,
             pending_destroyed: HashMap::new(),
+            disconnected: Vec::new(),
+            recent_peers: HashMap::new(),
             recently_gone: HashMap::new(),
             last_poll: None,
             procs: HashMap::new(),
@@ -217,17 +223,57 @@ impl Tracker {
 
     /// A destroy notification: remember it until the next poll decides
     /// whether the socket is gone or lives on as a TIME_WAIT entry.
-    pub fn destroyed(&mut self, now: Instant, info: SockInfo) {
+    ///
+    /// A socket closed with an RST of its own (SO_LINGER 0) was
+    /// disconnected first: tcp_disconnect() zeroed its remote address, so
+    /// its notification says `remote 0.0.0.0:0`. We find it by its cookie
+    /// if we polled it, else by its local address at the next poll.
+    pub fn destroyed(&mut self, now: Instant, mut info: SockInfo) {
+        if let Some(tracked) = self
+            .sockets
+            .values_mut()
+            .find(|t| t.view.info.cookie == info.cookie)
+        {
+            tracked.destroyed = Some((now, info.tcp_info));
+            return;
+        }
+        if info.remote.port() == 0 {
+            self.disconnected.push((now, info));
+            return;
+        }
         if let Some(port) = self.port {
             if info.local.port() != port && info.remote.port() != port {
                 return;
             }
         }
         let key = (info.local, info.remote);
-        if let Some(tracked) = self.sockets.get_mut(&key) {
-            tracked.destroyed = Some((now, info.tcp_info));
-        } else if !self.recently_gone.contains_key(&key) {
+        if !self.recently_gone.contains_key(&key) {
+            info.state = TcpState::Close;
             self.pending_destroyed.insert(key, (now, info));
+        }
+    }
+
+    /// Give disconnected notifications back their peer: the socket whose
+    /// remote address is their local one is the other end.
+    fn match_disconnected(&mut self) {
+        let stashed: Vec<(Instant, SockInfo)> = self.disconnected.drain(..).collect();
+        for (at, mut info) in stashed {
+            let peer = self
+                .sockets
+                .values()
+                .map(|t| &t.view.info)
+                .chain(self.pending_destroyed.values().map(|(_, i)| i))
+                .find(|other| other.remote == info.local)
+                .map(|other| other.local)
+                .or_else(|| self.recent_peers.get(&info.local).copied());
+            let Some(peer) = peer else {
+                continue; // not a socket of the watched port
+            };
+            info.remote = peer;
+            let key = (info.local, info.remote);
+            if !self.recently_gone.contains_key(&key) {
+                self.pending_destroyed.insert(key, (at, info));
+            }
         }
     }
 
@@ -241,6 +287,9 @@ impl Tracker {
         }
         self.recently_gone
             .retain(|_, at| now.saturating_duration_since(*at) < Duration::from_secs(2));
+        let gone: HashSet<SocketAddr> = self.recently_gone.keys().map(|k| k.1).collect();
+        self.recent_peers.retain(|remote, _| gone.contains(remote));
+        self.match_disconnected();
 
         let mut events = Vec::new();
         let mut present: HashSet<Key> = HashSet::new();
@@ -327,6 +376,7 @@ impl Tracker {
                 continue; // it lives on as a TIME_WAIT entry, reported above
             }
             self.recently_gone.insert(key, at);
+            self.recent_peers.insert(key.1, key.0);
             let tcp = info.tcp_info;
             let view = self.view(info, Vec::new());
             events.push(self.event(
@@ -384,6 +434,7 @@ impl Tracker {
     fn leave(&mut self, now: Instant, old: TrackedSock, gap: Duration) -> Event {
         let key = (old.view.info.local, old.view.info.remote);
         self.recently_gone.insert(key, now);
+        self.recent_peers.insert(key.1, key.0);
         let how = match (old.view.info.state, old.destroyed) {
             (TcpState::TimeWait, _) => Gone::TimeWaitOver,
             (TcpState::LastAck, _) => Gone::Closed,
@@ -1254,6 +1305,22 @@ mod tests {
         assert_eq!(events[0].t, Duration::from_millis(3));
         t.destroyed(at(start, 12), sock(C, L, TcpState::Close, 9));
         assert!(t.poll(at(start, 20), vec![], &owners).is_empty());
+    }
+
+    /// SO_LINGER 0 on the client: its destroy notification has no remote
+    /// address; it is matched to the connection through the server's end.
+    #[test]
+    fn test_disconnected_destroy_is_paired_with_its_peer() {
+        let start = Instant::now();
+        let mut t = Tracker::new(start, Some(6666));
+        let owners = Owners::default();
+        t.poll(at(start, 0), vec![], &owners);
+        t.destroyed(at(start, 2), sock(C, ANY, TcpState::Close, 5));
+        t.destroyed(at(start, 3), sock(L, C, TcpState::Close, 6));
+        let events = t.poll(at(start, 10), vec![], &owners);
+        let roles: Vec<Value> = events.iter().map(|e| e.json()["role"].clone()).collect();
+        assert_eq!(roles, vec![json!("client"), json!("server")], "{events:?}");
+        assert_eq!(events[0].json()["remote"], L);
     }
 
     /// A child that stays a zombie is reported, with its parent; its

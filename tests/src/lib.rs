@@ -9,14 +9,22 @@
 //! - [`spawn`]: a child process with captured output, killed and reaped on drop.
 //! - [`echo`]: handles on an echo-server and echo-clients.
 //! - [`observer`]: a live `observer watch --json` and snapshots.
+//! - [`grade`]: `--server-cmd`, checks for any echo server.
+//! - [`interrupt`]: Ctrl-C stops everything and removes temporary files.
 //! - [`procfs`]: process state, parent and wchan from /proc; subreaping.
+//! - [`story`]: a scenario's narrated timeline and verdict.
+//! - [`scenarios`]: the lessons, each a scenario.
 //! - [`wait`]: wait for a condition with a deadline.
 
 pub mod bins;
 pub mod echo;
+pub mod grade;
+pub mod interrupt;
 pub mod observer;
 pub mod procfs;
+pub mod scenarios;
 pub mod spawn;
+pub mod story;
 pub mod wait;
 
 /// A deterministic pseudo-random byte stream (xorshift64*): the same seed

@@ -51,6 +51,27 @@ pub fn blocked_in(pid: i32, nr: i64) -> bool {
     state == Some('S') && text.split_whitespace().next() == Some(&nr.to_string())
 }
 
+/// The same for one thread (task) of a process.
+pub fn blocked_in_task(pid: i32, tid: i32, nr: i64) -> bool {
+    let base = format!("/proc/{pid}/task/{tid}");
+    let Ok(text) = fs::read_to_string(format!("{base}/syscall")) else {
+        return false;
+    };
+    let stat = fs::read_to_string(format!("{base}/stat")).unwrap_or_default();
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    state == Some("S") && text.split_whitespace().next() == Some(&nr.to_string())
+}
+
+/// The raw first line of `/proc/PID/syscall`, for evidence.
+pub fn syscall_line(pid: i32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/syscall"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 /// Every process whose parent is `ppid`.
 pub fn children(ppid: i32) -> Vec<ProcInfo> {
     let Ok(dir) = fs::read_dir("/proc") else {

@@ -164,18 +164,25 @@ impl Proc {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // SAFETY: the closure runs in the forked child before exec and calls
-        // only prctl(2), a system call (async-signal-safe), touching no memory.
+        // only prctl(2), sigemptyset(3) and sigprocmask(2): async-signal-safe,
+        // touching only a local signal set.
         unsafe {
             command.pre_exec(|| {
                 // If the harness dies (even by SIGKILL), the kernel sends the
                 // program SIGTERM: no server outlives a killed test run.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                // The signal mask survives exec: the lifecycle binary blocks
+                // SIGINT/SIGTERM in its threads, the programs must not inherit that.
+                let mut empty: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut empty);
+                libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
                 Ok(())
             });
         }
         let mut child = command
             .spawn()
             .with_context(|| format!("cannot start {label}"))?;
+        crate::interrupt::track(child.id() as i32);
         let stdout = Capture::start(child.stdout.take().context("stdout")?);
         let stderr = Capture::start(child.stderr.take().context("stderr")?);
         Ok(Proc {
@@ -230,6 +237,9 @@ impl Proc {
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
             self.status = self.child.try_wait().ok().flatten();
+            if self.status.is_some() {
+                crate::interrupt::untrack(self.pid());
+            }
         }
         self.status
     }
@@ -268,6 +278,7 @@ impl Proc {
             let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
         }
         let _ = self.child.wait().map(|s| self.status = Some(s));
+        crate::interrupt::untrack(self.pid());
         // Orphans that came to us as subreaper: collect them, briefly.
         let deadline = Instant::now() + Duration::from_secs(2);
         for p in descendants {

@@ -4,6 +4,7 @@
 //! Every wait has a deadline; no test sleeps and hopes.
 
 mod echo_pair;
+mod lessons;
 mod observer;
 
 use std::sync::Once;
