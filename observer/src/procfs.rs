@@ -56,46 +56,196 @@ pub fn all_pids() -> Vec<i32> {
         .collect()
 }
 
+/// One process's fd directory, open, and the descriptor numbers in it.
+struct FdDir {
+    pid: i32,
+    dir: std::os::fd::OwnedFd,
+    fds: Vec<i32>,
+}
+
+/// Open `/proc/PID/fd` and list its entries; `None` if it cannot be read.
+fn open_fd_dir(pid: i32) -> Option<FdDir> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    let path = format!("/proc/{pid}/fd");
+    let mut dir = nix::dir::Dir::open(
+        path.as_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+        Mode::empty(),
+    )
+    .ok()?;
+    let fds: Vec<i32> = dir
+        .iter()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().ok()?.parse().ok())
+        .collect();
+    // A second descriptor on the same directory, for readlinkat() below;
+    // the listing's own handle closes with `dir`.
+    let dir = nix::fcntl::open(
+        path.as_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+        Mode::empty(),
+    )
+    .ok()?;
+    Some(FdDir { pid, dir, fds })
+}
+
+/// readlinkat(dir, "FD") into a stack buffer: the socket inode, if the
+/// descriptor is a socket. No allocation, and no path walk from /proc down
+/// for each descriptor: on a process with 10,000 descriptors this loop is
+/// the whole cost of finding owners.
+fn socket_inode_at(dir: &std::os::fd::OwnedFd, fd: i32) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    let mut name = [0u8; 16];
+    let digits = fd.to_string();
+    name[..digits.len()].copy_from_slice(digits.as_bytes());
+    let mut target = [0u8; 64];
+    // SAFETY: `name` is NUL-terminated (zero-filled, at most 10 digits);
+    // `target` is a live buffer of the length we pass; readlinkat does not
+    // terminate it and returns how many bytes it wrote.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr().cast(),
+            target.as_mut_ptr().cast(),
+            target.len(),
+        )
+    };
+    if n <= 0 {
+        return None;
+    }
+    socket_inode(&target[..n as usize])
+}
+
 /// Find the holders of `inodes` among `pids`.
+///
+/// The descriptors of all processes are cut into chunks that the machine's
+/// cores read in parallel.
 pub fn scan(pids: impl IntoIterator<Item = i32>, inodes: &HashSet<u32>) -> Owners {
     let mut owners = Owners::default();
     if inodes.is_empty() {
         return owners;
     }
+    let mut dirs = Vec::new();
     for pid in pids {
-        let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        match open_fd_dir(pid) {
+            Some(dir) => dirs.push(dir),
             // Gone already, or another user's process without root.
-            owners.denied |= fs::metadata(format!("/proc/{pid}")).is_ok();
-            continue;
-        };
-        let mut comm: Option<String> = None;
-        for entry in dir.flatten() {
-            let Ok(link) = fs::read_link(entry.path()) else {
-                continue;
-            };
-            let Some(inode) = socket_inode(link.as_os_str().as_encoded_bytes()) else {
-                continue;
-            };
-            if !inodes.contains(&inode) {
-                continue;
-            }
-            let fd = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(-1);
-            let comm = comm.get_or_insert_with(|| read_comm(pid));
-            owners.by_inode.entry(inode).or_default().push(Owner {
-                pid,
-                comm: comm.clone(),
-                fd,
-            });
+            None => owners.denied |= fs::metadata(format!("/proc/{pid}")).is_ok(),
         }
+    }
+    const CHUNK: usize = 1024;
+    let tasks: Vec<(&FdDir, &[i32])> = dirs
+        .iter()
+        .flat_map(|d| d.fds.chunks(CHUNK).map(move |chunk| (d, chunk)))
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(tasks.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let found: Vec<(i32, i32, u32)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut found = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((dir, fds)) = tasks.get(i) else {
+                            return found;
+                        };
+                        for &fd in *fds {
+                            if let Some(inode) = socket_inode_at(&dir.dir, fd) {
+                                if inodes.contains(&inode) {
+                                    found.push((dir.pid, fd, inode));
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    let mut comms: std::collections::HashMap<i32, String> = std::collections::HashMap::new();
+    for (pid, fd, inode) in found {
+        let comm = comms.entry(pid).or_insert_with(|| read_comm(pid)).clone();
+        owners
+            .by_inode
+            .entry(inode)
+            .or_default()
+            .push(Owner { pid, comm, fd });
     }
     for list in owners.by_inode.values_mut() {
         list.sort();
     }
     owners
+}
+
+/// Owners across the polls of a watch, re-reading as little as possible.
+///
+/// A full scan of every process's descriptors happens when a socket inode
+/// appears that we have not seen (a new connection), and every
+/// [`OwnerCache::FULL_EVERY`] as a safety net. In between, each known
+/// holder is re-checked by its one descriptor (did the parent close its
+/// copy after fork?), and processes we have never scanned (a child just
+/// forked) are scanned whole. What this misses until the next full scan:
+/// a process that gains an existing socket by dup() or fd passing.
+#[derive(Debug, Default)]
+pub struct OwnerCache {
+    inodes: HashSet<u32>,
+    owners: Owners,
+    scanned: HashSet<i32>,
+    last_full: Option<std::time::Instant>,
+}
+
+impl OwnerCache {
+    pub const FULL_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Owners of `inodes`; `watched` are the processes of interest (their
+    /// children included), scanned whole the first time they are seen.
+    pub fn update(
+        &mut self,
+        now: std::time::Instant,
+        inodes: HashSet<u32>,
+        watched: &HashSet<i32>,
+    ) -> &Owners {
+        let full = self.last_full.is_none_or(|t| now - t >= Self::FULL_EVERY)
+            || !inodes.is_subset(&self.inodes);
+        if full {
+            let pids = all_pids();
+            self.owners = scan(pids.iter().copied(), &inodes);
+            self.scanned = pids.into_iter().collect();
+            self.last_full = Some(now);
+        } else {
+            for (inode, list) in self.owners.by_inode.iter_mut() {
+                list.retain(|o| inodes.contains(inode) && still_holds(o.pid, o.fd, *inode));
+            }
+            self.owners.by_inode.retain(|_, list| !list.is_empty());
+            let new: Vec<i32> = watched.difference(&self.scanned).copied().collect();
+            if !new.is_empty() {
+                let found = scan(new.iter().copied(), &inodes);
+                self.owners.denied |= found.denied;
+                for (inode, list) in found.by_inode {
+                    let entry = self.owners.by_inode.entry(inode).or_default();
+                    entry.extend(list);
+                    entry.sort();
+                    entry.dedup();
+                }
+                self.scanned.extend(new);
+            }
+        }
+        self.inodes = inodes;
+        &self.owners
+    }
+}
+
+/// Does `pid`'s descriptor `fd` still refer to socket `inode`?
+fn still_holds(pid: i32, fd: i32, inode: u32) -> bool {
+    fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+        .is_ok_and(|link| socket_inode(link.as_os_str().as_encoded_bytes()) == Some(inode))
 }
 
 /// `socket:[12345]` -> 12345.

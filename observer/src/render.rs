@@ -126,22 +126,28 @@ pub fn width(text: &str) -> usize {
 /// Lay out rows in aligned columns; the last column is not padded.
 pub fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let cell_widths: Vec<Vec<usize>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| width(c)).collect())
+        .collect();
     let mut widths = vec![0; columns];
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(width(cell));
+    for row in &cell_widths {
+        for (i, w) in row.iter().enumerate() {
+            widths[i] = widths[i].max(*w);
         }
     }
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
+    let mut out =
+        String::with_capacity(rows.len() * (widths.iter().sum::<usize>() + 2 * columns + 1));
+    for (row, row_widths) in rows.iter().zip(&cell_widths) {
+        let start = out.len();
         for (i, cell) in row.iter().enumerate() {
-            line.push_str(cell);
+            out.push_str(cell);
             if i + 1 < row.len() {
-                line.push_str(&" ".repeat(widths[i] - width(cell) + 2));
+                out.extend(std::iter::repeat_n(' ', widths[i] - row_widths[i] + 2));
             }
         }
-        out.push_str(line.trim_end());
+        let trimmed = out[start..].trim_end().len();
+        out.truncate(start + trimmed);
         out.push('\n');
     }
     out

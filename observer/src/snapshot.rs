@@ -29,14 +29,19 @@ pub struct Snapshot {
     pub owners_hidden: bool,
 }
 
-/// Dump, find owners, assign roles, sort pairs together.
-pub fn take(socket: &mut DiagSocket, query: &Query) -> Result<Snapshot, DiagError> {
+/// Dump, find owners (unless `owners` is false), assign roles, sort pairs
+/// together.
+pub fn take(socket: &mut DiagSocket, query: &Query, owners: bool) -> Result<Snapshot, DiagError> {
     let sockets = socket.dump(query)?;
-    let inodes: HashSet<u32> = sockets
-        .iter()
-        .map(|s| s.inode)
-        .filter(|&i| i != 0)
-        .collect();
+    let inodes: HashSet<u32> = if owners {
+        sockets
+            .iter()
+            .map(|s| s.inode)
+            .filter(|&i| i != 0)
+            .collect()
+    } else {
+        HashSet::new()
+    };
     let owners = procfs::scan(procfs::all_pids(), &inodes);
     Ok(build(sockets, &owners, query.port))
 }
@@ -53,7 +58,7 @@ pub fn build(sockets: Vec<SockInfo>, owners: &Owners, port: Option<u16>) -> Snap
         })
         .collect();
     // Listeners first, then each connection's two ends side by side.
-    rows.sort_by_key(|r| {
+    rows.sort_by_cached_key(|r| {
         (
             r.role != Role::Listener,
             roles::connection_key(&r.info, r.role),

@@ -1000,52 +1000,17 @@ pub struct Options {
     pub netns: Option<String>,
 }
 
-/// Owner scans, doing as little as needed: a full scan of /proc when new
-/// socket inodes appear (a new connection, perhaps just forked) and once a
-/// second; in between only the processes already known to hold sockets.
-struct OwnerScanner {
-    known_inodes: HashSet<u32>,
-    holders: HashSet<i32>,
-    last_full: Option<Instant>,
-}
-
-impl OwnerScanner {
-    fn scan(&mut self, now: Instant, sockets: &[SockInfo], also: &HashSet<i32>) -> Owners {
-        let inodes: HashSet<u32> = sockets
-            .iter()
-            .map(|s| s.inode)
-            .filter(|&i| i != 0)
-            .collect();
-        let full = self
-            .last_full
-            .is_none_or(|t| now - t >= Duration::from_secs(1))
-            || !inodes.is_subset(&self.known_inodes);
-        let owners = if full {
-            self.last_full = Some(now);
-            procfs::scan(procfs::all_pids(), &inodes)
-        } else {
-            procfs::scan(self.holders.union(also).copied(), &inodes)
-        };
-        self.known_inodes = inodes;
-        self.holders = owners.pids();
-        owners
-    }
-}
-
 /// Run until SIGINT/SIGTERM (or `--duration`), printing the timeline.
 pub fn run(options: &Options, style: Style, stop: &dyn Fn() -> bool) -> Result<(), DiagError> {
     let mut diag = DiagSocket::open_in(options.netns.as_deref())?;
     let mut events_socket = EventSocket::open(options.netns.as_deref());
     let start = Instant::now();
     let mut tracker = Tracker::new(start, options.query.port);
-    let mut scanner = OwnerScanner {
-        known_inodes: HashSet::new(),
-        holders: HashSet::new(),
-        last_full: None,
-    };
+    let mut owner_cache = procfs::OwnerCache::default();
     let mut out = std::io::stdout().lock();
     let mut warned_hidden = false;
     let mut announced = false;
+    let mut slowed = false;
     let print = |out: &mut std::io::StdoutLock<'_>, events: &[Event]| {
         for event in events {
             let line = if options.json {
@@ -1067,7 +1032,12 @@ pub fn run(options: &Options, style: Style, stop: &dyn Fn() -> bool) -> Result<(
         let now = Instant::now();
         let sockets = diag.dump(&options.query)?;
         let proc_set: HashSet<i32> = tracker.watch_set(&Owners::default(), &options.pids);
-        let owners = scanner.scan(now, &sockets, &proc_set);
+        let inodes = sockets
+            .iter()
+            .map(|s| s.inode)
+            .filter(|&i| i != 0)
+            .collect();
+        let owners = owner_cache.update(now, inodes, &proc_set).clone();
         if owners.denied && !warned_hidden && !nix::unistd::geteuid().is_root() {
             let me = nix::unistd::getuid().as_raw();
             if sockets
@@ -1112,8 +1082,30 @@ pub fn run(options: &Options, style: Style, stop: &dyn Fn() -> bool) -> Result<(
             );
         }
 
-        // Until the next poll: wait for destroy notifications.
-        let deadline = now + options.interval;
+        // Until the next poll: wait for destroy notifications. A poll that
+        // takes longer than half the interval (thousands of sockets on the
+        // port) stretches the interval, so that the watch never takes more
+        // than about half a core; the timeline says so once.
+        let work = now.elapsed();
+        let interval = options.interval.max(2 * work);
+        if interval > options.interval + options.interval / 2 && !slowed {
+            slowed = true;
+            let note = tracker.event(
+                Instant::now(),
+                Kind::Note {
+                    text: format!(
+                        "each poll takes {} here: sampling every {} instead of {}",
+                        render::elapsed(work),
+                        render::elapsed(interval),
+                        render::elapsed(options.interval)
+                    ),
+                },
+            );
+            if !print(&mut out, &[note]) {
+                return Ok(());
+            }
+        }
+        let deadline = now + interval;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || stop() {

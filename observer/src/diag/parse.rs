@@ -15,6 +15,9 @@ use netlink_packet_sock_diag::inet::nlas::Nla;
 use crate::tcp_state::TcpState;
 use crate::wire::{self, inet_diag_msg as msg, nlmsghdr};
 
+/// The attribute that carries `struct tcp_info`.
+const INET_DIAG_INFO: u16 = 2;
+
 use super::{DiagError, Timer};
 
 /// One netlink message inside a datagram.
@@ -126,6 +129,10 @@ impl SockInfo {
         for attr in NlasIterator::new(&payload[msg::LAYOUT.size..]) {
             let attr: NlaBuffer<&[u8]> =
                 attr.map_err(|e| DiagError::Malformed(format!("attribute: {e}")))?;
+            // Only tcp_info interests us; the others are left unparsed.
+            if attr.kind() != INET_DIAG_INFO {
+                continue;
+            }
             if let Ok(Nla::TcpInfo(info)) = Nla::parse(&attr) {
                 tcp_info = Some(TcpInfoLite {
                     bytes_acked: info.bytes_acked,
