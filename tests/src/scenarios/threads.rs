@@ -20,7 +20,15 @@ pub fn thread_mode(story: &mut Story) -> Result<(), Failure> {
     story.see(
         &observer,
         "the server's end ESTABLISHED, held by the server process itself",
-        |e| reaches(e, "ESTABLISHED", "server") && on_conn(e, &local) && owned_by(e, pid),
+        |e| {
+            // The socket may be seen before accept() returns it (no file
+            // yet): then an `owners` event follows.
+            matches!(e.str("event"), "new" | "state" | "owners")
+                && e.str("state") == "ESTABLISHED"
+                && e.str("role") == "server"
+                && on_conn(e, &local)
+                && owned_by(e, pid)
+        },
     )?;
     let accepted = server.wait_event("accepted", PATIENCE)?;
     let tid = accepted.num("thread").unwrap_or(-1) as i32;

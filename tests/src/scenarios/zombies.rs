@@ -60,12 +60,20 @@ fn round(story: &mut Story, reap: &str, zombies: usize, why: &str) -> Result<(),
         "harness",
         "SIGSTOP the server: its SIGCHLDs will pile up as one pending signal",
     );
+    let pid = server.pid();
+    // kill() returns before the target stops: wait until it has (state T),
+    // or a SIGCHLD could still be handled on its way to stopping.
+    story.wait(
+        "/proc",
+        "the server is stopped (state T)",
+        || (procfs::info(pid)?.state == 'T').then_some(()),
+        || format!("{:?}", procfs::info(pid)),
+    )?;
     client.finish(PATIENCE)?;
     story.say(
         "client",
         "exits: its five connections close at the same moment",
     );
-    let pid = server.pid();
     story.wait(
         "/proc",
         "all five children have exited (state Z, the parent cannot run)",

@@ -272,7 +272,14 @@ fn watch_tells_a_connection_from_listen_to_time_wait() {
         .unwrap()
         .num("child")
         .unwrap();
-    assert!(s.owner_pids().contains(&child), "{s}");
+    // The child may hold it only after fork(), a poll or two later.
+    observer
+        .wait_for("the server's end held by the child", T, |e| {
+            e.str("role") == "server"
+                && e.str("remote") == c.str("local")
+                && e.owner_pids().contains(&child)
+        })
+        .unwrap();
 
     client.proc.write_stdin(b"hello\n").unwrap();
     let out = client.finish(T).unwrap();
