@@ -16,10 +16,14 @@
 //! - [`snapshot`]: `observer snapshot`.
 //! - [`watch`]: `observer watch`, the live timeline.
 //! - [`render`]: colours, durations, tables.
+//! - [`explain`]: `observer explain`, one conversation byte by byte.
+//! - [`kernel_echo`]: `observer kernel-echo`, the kernel's own echo.
 //!
 //! The schema of `--json` is in observer/README.md.
 
 pub mod diag;
+pub mod explain;
+pub mod kernel_echo;
 pub mod procfs;
 pub mod render;
 pub mod roles;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use observer::diag::{DiagSocket, Query};
 use observer::render::Style;
-use observer::{parse_duration, snapshot, stop, tcp_state, watch};
+use observer::{explain, kernel_echo, parse_duration, snapshot, stop, tcp_state, watch};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -15,6 +15,9 @@ Examples:
   observer snapshot --all           every TCP socket now, with owners (like ss -tanep)
   observer snapshot --state TIME_WAIT
   observer --pid 4100               also watch process 4100 and its children
+  observer explain --port 6666      one dump, every byte sent and received, annotated
+  observer explain --legacy         the seed's own request (TCPDIAG_GETSOCK), and what differs
+  observer kernel-echo hi           the kernel sends our message back (inside NLMSG_ERROR)
 
 Exit status: 0 when stopped (Ctrl-C, SIGTERM, --duration), 1 when the kernel
 cannot be asked (one line says why), 2 for a usage error.";
@@ -35,6 +38,36 @@ enum Command {
     Watch(WatchArgs),
     /// One dump, as a table: state, queues, addresses, timer, uid, inode, owners.
     Snapshot(SnapshotArgs),
+    /// Perform one dump and show every byte sent and received, annotated.
+    Explain(ExplainArgs),
+    /// Send the kernel a message it rejects: its answer carries a copy.
+    KernelEcho(KernelEchoArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct ExplainArgs {
+    /// Attach the port filter (bytecode) and show each instruction.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    port: Option<u16>,
+    /// Send the seed's request instead: TCPDIAG_GETSOCK, NLM_F_ROOT, the
+    /// old struct inet_diag_req; and show what differs.
+    #[arg(long)]
+    legacy: bool,
+    /// How many answer messages to annotate in full.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    max: usize,
+    /// The same facts as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+struct KernelEchoArgs {
+    /// What to send (default: the classic NETLINK_TEST greeting).
+    message: Option<String>,
+    /// The same facts as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Which sockets.
@@ -144,6 +177,22 @@ fn main() -> ExitCode {
             watch::run(&options, style, &stop::requested).map_err(|e| e.to_string())
         }
         Command::Snapshot(args) => run_snapshot(&args, style),
+        Command::Explain(args) => {
+            let options = explain::Options {
+                port: args.port,
+                legacy: args.legacy,
+                max: args.max,
+            };
+            explain::explain(&options)
+                .map(|sections| print_sections(&sections, args.json))
+                .map_err(|e| e.to_string())
+        }
+        Command::KernelEcho(args) => {
+            let text = args.message.as_deref().unwrap_or(kernel_echo::GREETING);
+            kernel_echo::explain(text)
+                .map(|(sections, _, _)| print_sections(&sections, args.json))
+                .map_err(|e| e.to_string())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -151,6 +200,14 @@ fn main() -> ExitCode {
             eprintln!("observer: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn print_sections(sections: &[explain::Section], json: bool) {
+    if json {
+        println!("{:#}", explain::render_json(sections));
+    } else {
+        print!("{}", explain::render_text(sections));
     }
 }
 

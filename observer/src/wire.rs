@@ -59,6 +59,10 @@ pub enum Kind {
     BcCode,
     /// A byte offset to jump by, relative to this op.
     Jump,
+    /// A user-space address (msghdr, iovec: never seen by the kernel as such).
+    Pointer,
+    /// A size_t count.
+    Size,
 }
 
 /// One field of a C struct.
@@ -192,8 +196,8 @@ pub mod nlmsghdr {
         "nlmsg_pid",
         12,
         4,
-        Kind::PortId,
-        "sender's port id (0: the kernel)",
+        Kind::Int,
+        "port id: in a request ours (0: the kernel fills it in), in an answer the receiver's",
     );
     pub const LAYOUT: Layout = Layout {
         name: "struct nlmsghdr",
@@ -212,7 +216,8 @@ pub mod inet_diag_req_v2 {
         Kind::Family,
         "which sockets: AF_INET or AF_INET6",
     );
-    pub const PROTOCOL: Field = Field::new("sdiag_protocol", 1, 1, Kind::Protocol, "IPPROTO_TCP");
+    pub const PROTOCOL: Field =
+        Field::new("sdiag_protocol", 1, 1, Kind::Protocol, "which transport");
     pub const EXT: Field = Field::new(
         "idiag_ext",
         2,
@@ -416,7 +421,7 @@ pub mod nlmsgerr {
 /// `struct sockaddr_nl` (netlink.h): a netlink address, 12 bytes.
 pub mod sockaddr_nl {
     use super::{Field, Kind, Layout};
-    pub const FAMILY: Field = Field::new("nl_family", 0, 2, Kind::Int, "AF_NETLINK (16)");
+    pub const FAMILY: Field = Field::new("nl_family", 0, 2, Kind::Family, "a netlink address");
     pub const PAD: Field = Field::new("nl_pad", 2, 2, Kind::Pad, "zero");
     pub const PID: Field = Field::new("nl_pid", 4, 4, Kind::PortId, "port id: 0 is the kernel");
     pub const GROUPS: Field = Field::new(
@@ -430,6 +435,53 @@ pub mod sockaddr_nl {
         name: "struct sockaddr_nl",
         size: 12,
         fields: &[FAMILY, PAD, PID, GROUPS],
+    };
+}
+
+/// `struct msghdr` (socket.h), as laid out on a 64-bit Linux: the envelope
+/// sendmsg() takes. It lives in our memory; the kernel copies it in and
+/// follows its pointers.
+#[cfg(target_pointer_width = "64")]
+pub mod msghdr {
+    use super::{Field, Kind, Layout};
+    pub const NAME: Field = Field::new(
+        "msg_name",
+        0,
+        8,
+        Kind::Pointer,
+        "-> the destination address",
+    );
+    pub const NAMELEN: Field = Field::new("msg_namelen", 8, 4, Kind::Len, "its size");
+    pub const PAD: Field = Field::new(
+        "(padding)",
+        12,
+        4,
+        Kind::Pad,
+        "alignment of the next pointer",
+    );
+    pub const IOV: Field = Field::new("msg_iov", 16, 8, Kind::Pointer, "-> an array of iovec");
+    pub const IOVLEN: Field = Field::new("msg_iovlen", 24, 8, Kind::Size, "how many iovec");
+    pub const CONTROL: Field =
+        Field::new("msg_control", 32, 8, Kind::Pointer, "ancillary data (none)");
+    pub const CONTROLLEN: Field = Field::new("msg_controllen", 40, 8, Kind::Size, "its size");
+    pub const FLAGS: Field = Field::new("msg_flags", 48, 4, Kind::Int, "set by recvmsg only");
+    pub const LAYOUT: Layout = Layout {
+        name: "struct msghdr",
+        size: 56,
+        fields: &[NAME, NAMELEN, PAD, IOV, IOVLEN, CONTROL, CONTROLLEN, FLAGS],
+    };
+}
+
+/// `struct iovec` (uio.h): one piece of the data to send.
+#[cfg(target_pointer_width = "64")]
+pub mod iovec {
+    use super::{Field, Kind, Layout};
+    pub const BASE: Field = Field::new("iov_base", 0, 8, Kind::Pointer, "-> the netlink message");
+    pub const LEN: Field = Field::new("iov_len", 8, 8, Kind::Size, "its length in bytes");
+    pub const LAYOUT: Layout = Layout {
+        name: "struct iovec",
+        size: 16,
+        fields: &[BASE, LEN],
     };
 }
 
@@ -454,7 +506,7 @@ pub fn msg_type_name(t: u16) -> &'static str {
         DCCPDIAG_GETSOCK => "DCCPDIAG_GETSOCK",
         SOCK_DIAG_BY_FAMILY => "SOCK_DIAG_BY_FAMILY",
         SOCK_DESTROY => "SOCK_DESTROY",
-        _ => "?",
+        _ => "(a type nobody here handles)",
     }
 }
 
@@ -485,6 +537,15 @@ pub const NLM_F_DUMP: u16 = NLM_F_ROOT | NLM_F_MATCH;
 /// (NETLINK_CAP_ACK), or extended ACK attributes follow.
 pub const NLM_F_CAPPED: u16 = 0x100;
 pub const NLM_F_ACK_TLVS: u16 = 0x200;
+
+/// In an NLMSG_ERROR (an acknowledgement), bits 0x100 and 0x200 mean
+/// something else (netlink.h, "Flags for ACK message").
+pub const NLM_ACK_FLAGS: &[(u16, &str)] = &[
+    (0x01, "NLM_F_REQUEST"),
+    (0x02, "NLM_F_MULTI"),
+    (0x100, "NLM_F_CAPPED"),
+    (0x200, "NLM_F_ACK_TLVS"),
+];
 
 pub fn flag_names(flags: u16, table: &[(u16, &'static str)]) -> Vec<&'static str> {
     table

@@ -161,7 +161,7 @@ impl SockInfo {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use netlink_packet_sock_diag::inet::InetResponse;
 

@@ -99,13 +99,26 @@ impl NetlinkSerializable for DiagRequest {
 /// binds tighter than `<<`, so that is `(1 << 12) - 1 = 0xfff`: bits 0 to
 /// 11, every state from ESTABLISHED (1) to CLOSING (11), plus bit 0, which
 /// no state uses. It is the same mask as ss's, by luck of precedence.
-pub fn legacy_dump(family: u8, mask: u32, seq: u32) -> Vec<u8> {
-    let mut buf = vec![0u8; wire::NLMSG_HDRLEN + inet_diag_req::LAYOUT.size];
-    let (header, body) = buf.split_at_mut(wire::NLMSG_HDRLEN);
-    wire::nlmsghdr::LEN.put(
-        header,
-        (wire::NLMSG_HDRLEN + inet_diag_req::LAYOUT.size) as u64,
-    );
+///
+/// `bytecode`, if not empty, is attached as on a v2 request: the
+/// compatibility path audits and runs it the same way.
+pub fn legacy_dump(family: u8, mask: u32, seq: u32, bytecode: &[u8]) -> Vec<u8> {
+    let body_len = inet_diag_req::LAYOUT.size;
+    let attr_len = if bytecode.is_empty() {
+        0
+    } else {
+        wire::align(nlattr::LAYOUT.size + bytecode.len())
+    };
+    let total = wire::NLMSG_HDRLEN + body_len + attr_len;
+    let mut buf = vec![0u8; total];
+    let (header, rest) = buf.split_at_mut(wire::NLMSG_HDRLEN);
+    let (body, attr) = rest.split_at_mut(body_len);
+    wire::nlmsghdr::LEN.put(header, total as u64);
+    if !bytecode.is_empty() {
+        nlattr::LEN.put(attr, (nlattr::LAYOUT.size + bytecode.len()) as u64);
+        nlattr::TYPE.put(attr, wire::INET_DIAG_REQ_BYTECODE.into());
+        attr[nlattr::LAYOUT.size..nlattr::LAYOUT.size + bytecode.len()].copy_from_slice(bytecode);
+    }
     wire::nlmsghdr::TYPE.put(header, wire::TCPDIAG_GETSOCK.into());
     wire::nlmsghdr::FLAGS.put(header, (wire::NLM_F_REQUEST | wire::NLM_F_ROOT).into());
     wire::nlmsghdr::SEQ.put(header, seq.into());
@@ -170,7 +183,7 @@ mod tests {
     #[test]
     fn the_seed_mask_is_0xfff() {
         assert_eq!(SEED_STATE_MASK, 0xfff);
-        let legacy = legacy_dump(wire::AF_INET, SEED_STATE_MASK, 1);
+        let legacy = legacy_dump(wire::AF_INET, SEED_STATE_MASK, 1, &[]);
         assert_eq!(legacy.len(), 76);
         assert_eq!(nlmsghdr::TYPE.u16(&legacy), wire::TCPDIAG_GETSOCK);
         assert_eq!(nlmsghdr::FLAGS.u16(&legacy), 0x101);

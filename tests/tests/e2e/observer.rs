@@ -437,3 +437,80 @@ fn watch_reports_no_zombie_under_reap_waitpid() {
         "{events:#?}"
     );
 }
+
+/// `observer explain`: a real dump, annotated, within 80 columns, naming
+/// the socket the filter selected; `--json` gives the same as data.
+#[test]
+fn explain_annotates_a_real_dump_in_80_columns() {
+    setup();
+    let server = Server::start(&[]).unwrap();
+    let port = server.port().to_string();
+    let run = |args: &[&str]| {
+        let mut all = vec!["explain"];
+        all.extend_from_slice(args);
+        let mut p = lifecycle::spawn::Proc::spawn(
+            &lifecycle::bins::binaries().unwrap().observer,
+            &all,
+            Input::Null,
+        )
+        .unwrap();
+        assert!(p.wait_exit(T).unwrap().success(), "{}", p.stderr.text());
+        p.stdout.text()
+    };
+    let text = run(&["--port", &port]);
+    for line in text.lines() {
+        assert!(line.chars().count() <= 80, "too wide: {line}");
+    }
+    assert!(text.contains("INET_DIAG_REQ_BYTECODE"), "{text}");
+    assert!(text.contains(&format!("if local port == {port}")), "{text}");
+    assert!(text.contains(&format!("id.idiag_sport   {port}")), "{text}");
+    assert!(text.contains("NLMSG_DONE"), "{text}");
+    let json: Value = serde_json::from_str(&run(&["--port", &port, "--json"])).unwrap();
+    assert!(
+        json.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["title"].as_str().unwrap().contains("The request"))
+    );
+    let legacy = run(&["--legacy", "--port", &port]);
+    assert!(legacy.contains("18 TCPDIAG_GETSOCK"), "{legacy}");
+    assert!(legacy.contains("(1 << TCP_CLOSING + 1) - 1"), "{legacy}");
+}
+
+/// `observer kernel-echo`: the kernel's NLMSG_ERROR carries our message
+/// back byte for byte; with NETLINK_CAP_ACK only the header.
+#[test]
+fn kernel_echo_comes_back_byte_for_byte() {
+    setup();
+    let mut p = lifecycle::spawn::Proc::spawn(
+        &lifecycle::bins::binaries().unwrap().observer,
+        ["kernel-echo", "echo-lab was here", "--json"],
+        Input::Null,
+    )
+    .unwrap();
+    assert!(p.wait_exit(T).unwrap().success());
+    let json: Value = serde_json::from_str(&p.stdout.text()).unwrap();
+    let sections = json.as_array().unwrap();
+    let payloads = |s: &Value| -> Vec<String> {
+        s["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["field"] == "(payload)")
+            .map(|r| r["hex"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // "echo-lab was here" and its NUL, in hex, sent and received.
+    let sent: String = b"echo-lab was here\0"
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(payloads(&sections[0]), vec![sent.clone()]);
+    assert_eq!(payloads(&sections[1]), vec![sent]);
+    let notes = |i: usize| sections[i]["notes"].to_string();
+    assert!(notes(1).contains("byte for byte identical"), "{}", notes(1));
+    assert!(notes(2).contains("NLM_F_CAPPED is set"), "{}", notes(2));
+    assert!(payloads(&sections[2]).is_empty(), "capped: no payload");
+    assert!(notes(3).contains("not the seed's"));
+}
