@@ -15,6 +15,7 @@
 //! - [`roles`]: listener, server end, client end.
 //! - [`snapshot`]: `observer snapshot`.
 //! - [`watch`]: `observer watch`, the live timeline.
+//! - [`exact`]: `--exact`, every transition from the kernel's tracepoint.
 //! - [`render`]: colours, durations, tables.
 //! - [`explain`]: `observer explain`, one conversation byte by byte.
 //! - [`kernel_echo`]: `observer kernel-echo`, the kernel's own echo.
@@ -22,6 +23,7 @@
 //! The schema of `--json` is in observer/README.md.
 
 pub mod diag;
+pub mod exact;
 pub mod explain;
 pub mod kernel_echo;
 pub mod procfs;

@@ -127,6 +127,10 @@ struct WatchArgs {
     /// Stop after this long (e.g. 30s) instead of waiting for Ctrl-C.
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
+    /// Root: also read every state change from the kernel's tracepoint
+    /// (sock:inet_sock_set_state), with the time spent in each state.
+    #[arg(long)]
+    exact: bool,
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -173,6 +177,7 @@ fn main() -> ExitCode {
                 json: args.filter.json,
                 duration: args.duration,
                 netns: args.filter.netns,
+                exact: args.exact,
             };
             watch::run(&options, style, &stop::requested).map_err(|e| e.to_string())
         }

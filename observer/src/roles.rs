@@ -71,6 +71,11 @@ impl Listeners {
         }
     }
 
+    /// A listening address learned another way (the tracepoint).
+    pub fn add_addr(&mut self, addr: SocketAddr) {
+        self.addrs.insert(addr);
+    }
+
     /// Is there a listener this address could have been accepted on?
     pub fn serves(&self, addr: SocketAddr) -> bool {
         self.addrs.iter().any(|l| {
@@ -85,15 +90,25 @@ pub fn role_of(socket: &SockInfo, listeners: &Listeners, port: Option<u16>) -> R
     if socket.state == TcpState::Listen {
         return Role::Listener;
     }
-    if listeners.serves(socket.local) {
+    role_of_addrs(socket.local, socket.remote, listeners, port)
+}
+
+/// The role of a connected socket, from its two addresses.
+pub fn role_of_addrs(
+    local: SocketAddr,
+    remote: SocketAddr,
+    listeners: &Listeners,
+    port: Option<u16>,
+) -> Role {
+    if listeners.serves(local) {
         return Role::Server;
     }
-    if listeners.serves(socket.remote) {
+    if listeners.serves(remote) {
         return Role::Client;
     }
     match port {
-        Some(p) if socket.local.port() == p => Role::Server,
-        Some(p) if socket.remote.port() == p => Role::Client,
+        Some(p) if local.port() == p => Role::Server,
+        Some(p) if remote.port() == p => Role::Client,
         _ => Role::Unknown,
     }
 }
@@ -101,14 +116,23 @@ pub fn role_of(socket: &SockInfo, listeners: &Listeners, port: Option<u16>) -> R
 /// The connection a socket belongs to, the same for both ends:
 /// (server side, client side) when the roles are known.
 pub fn connection_key(socket: &SockInfo, role: Role) -> (SocketAddr, SocketAddr) {
+    connection_key_of(socket.local, socket.remote, role)
+}
+
+/// The same, from the two addresses.
+pub fn connection_key_of(
+    local: SocketAddr,
+    remote: SocketAddr,
+    role: Role,
+) -> (SocketAddr, SocketAddr) {
     match role {
-        Role::Client => (socket.remote, socket.local),
-        Role::Server | Role::Listener => (socket.local, socket.remote),
+        Role::Client => (remote, local),
+        Role::Server | Role::Listener => (local, remote),
         Role::Unknown => {
-            if socket.local <= socket.remote {
-                (socket.local, socket.remote)
+            if local <= remote {
+                (local, remote)
             } else {
-                (socket.remote, socket.local)
+                (remote, local)
             }
         }
     }

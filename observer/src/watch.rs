@@ -126,6 +126,19 @@ pub enum Kind {
     Note {
         text: String,
     },
+    /// A state change reported by the kernel's tracepoint (`--exact`).
+    Transition {
+        local: SocketAddr,
+        remote: SocketAddr,
+        role: Role,
+        conn: Option<u32>,
+        old: TcpState,
+        new: TcpState,
+        /// Time in `old`, when the tracepoint showed its start.
+        prev_for: Option<Duration>,
+        pid: i32,
+        comm: String,
+    },
 }
 
 /// TIME_WAIT's remaining time in started 10 s steps: 60 s is step 6,
@@ -197,15 +210,22 @@ impl Tracker {
         }
     }
 
+    /// The number of the connection these two addresses belong to; both
+    /// ends get the same one, in order of first sight.
+    fn conn_number(&mut self, local: SocketAddr, remote: SocketAddr, role: Role) -> Option<u32> {
+        if role == Role::Listener || local.port() == 0 {
+            return None;
+        }
+        let key = roles::connection_key_of(local, remote, role);
+        Some(*self.conns.entry(key).or_insert_with(|| {
+            self.next_conn += 1;
+            self.next_conn - 1
+        }))
+    }
+
     fn view(&mut self, info: SockInfo, owners: Vec<Owner>) -> SockView {
         let role = roles::role_of(&info, &self.listeners, self.port);
-        let conn = (role != Role::Listener).then(|| {
-            let key = roles::connection_key(&info, role);
-            *self.conns.entry(key).or_insert_with(|| {
-                self.next_conn += 1;
-                self.next_conn - 1
-            })
-        });
+        let conn = self.conn_number(info.local, info.remote, role);
         SockView {
             info,
             role,
@@ -451,6 +471,41 @@ impl Tracker {
                 gap,
             },
         )
+    }
+
+    /// A transition from the tracepoint, placed on our timeline: `at` is
+    /// its CLOCK_MONOTONIC time, `start` ours when the watch began.
+    pub fn transition(
+        &mut self,
+        t: &crate::exact::Transition,
+        prev_for: Option<Duration>,
+        start_mono: Duration,
+    ) -> Event {
+        if t.new == TcpState::Listen {
+            self.listeners.add_addr(t.local);
+        }
+        let role = if t.new == TcpState::Listen
+            || t.old == TcpState::Listen && t.new == TcpState::Close && t.remote.port() == 0
+        {
+            Role::Listener
+        } else {
+            roles::role_of_addrs(t.local, t.remote, &self.listeners, self.port)
+        };
+        let conn = self.conn_number(t.local, t.remote, role);
+        Event {
+            t: t.at.saturating_sub(start_mono),
+            kind: Kind::Transition {
+                local: t.local,
+                remote: t.remote,
+                role,
+                conn,
+                old: t.old,
+                new: t.new,
+                prev_for,
+                pid: t.pid,
+                comm: t.comm.clone(),
+            },
+        }
     }
 
     /// The processes worth watching: owners of the sockets, their
@@ -744,12 +799,60 @@ impl Event {
                 m.insert("text".into(), json!(text));
                 m
             }
+            Kind::Transition {
+                local,
+                remote,
+                role,
+                conn,
+                old,
+                new,
+                prev_for,
+                pid,
+                comm,
+            } => {
+                let mut m = serde_json::Map::new();
+                m.insert("event".into(), json!("transition"));
+                m.insert("source".into(), json!("trace"));
+                m.insert("state".into(), state_json(*new));
+                m.insert("prev_state".into(), state_json(*old));
+                m.insert(
+                    "prev_us".into(),
+                    prev_for.map_or(Value::Null, |d| json!(d.as_micros() as u64)),
+                );
+                m.insert("local".into(), json!(local.to_string()));
+                m.insert("remote".into(), json!(remote.to_string()));
+                m.insert("role".into(), json!(role.name()));
+                m.insert("conn".into(), json!(conn));
+                m.insert("pid".into(), json!(pid));
+                m.insert("comm".into(), json!(comm));
+                m
+            }
         };
+        m.entry("source").or_insert_with(|| json!(self.source()));
         m.insert(
             "t".into(),
             json!((self.t.as_secs_f64() * 1e6).round() / 1e6),
         );
         Value::Object(m)
+    }
+
+    /// Where the event came from: `poll` (inet_diag), `destroy` (the
+    /// destroy notifications), `trace` (the tracepoint), `proc` (/proc),
+    /// `observer` (a note of ours).
+    pub fn source(&self) -> &'static str {
+        match &self.kind {
+            Kind::New { .. }
+            | Kind::State { .. }
+            | Kind::Countdown { .. }
+            | Kind::Owners { .. } => "poll",
+            Kind::Gone { how, .. } => match how {
+                Gone::Destroyed(_) | Gone::Unseen(_) => "destroy",
+                _ => "poll",
+            },
+            Kind::Process { .. } | Kind::Zombie { .. } | Kind::Reaped { .. } => "proc",
+            Kind::Note { .. } => "observer",
+            Kind::Transition { .. } => "trace",
+        }
     }
 
     /// One line for people.
@@ -908,6 +1011,34 @@ impl Event {
                 render::elapsed(*zombie_for)
             ),
             Kind::Note { text } => format!("{t}  {text}"),
+            Kind::Transition {
+                local,
+                remote,
+                role,
+                conn,
+                old,
+                new,
+                prev_for,
+                pid,
+                comm,
+            } => {
+                let conn = conn.map_or("  ".to_string(), |c| format!("#{c}"));
+                let after =
+                    prev_for.map_or(String::new(), |d| format!(" after {}", render::elapsed(d)));
+                // An active closer's socket is swapped for a timewait entry:
+                // the tracepoint sees the socket end, inet_diag the entry go on.
+                let swapped = if *old == TcpState::FinWait2 && *new == TcpState::Close {
+                    " (replaced by a timewait entry)"
+                } else {
+                    ""
+                };
+                format!(
+                    "{t}  {conn:<3} {:<8} {local} > {remote}  {} -> {}{after}{swapped}  [tracepoint, in {comm}[{pid}]]",
+                    role.name(),
+                    style.state(*old),
+                    style.state(*new),
+                )
+            }
         }
     }
 }
@@ -998,6 +1129,94 @@ pub struct Options {
     pub json: bool,
     pub duration: Option<Duration>,
     pub netns: Option<String>,
+    /// Also read the kernel's tracepoint (root): every transition.
+    pub exact: bool,
+}
+
+/// The tracepoint source of `--exact`, when it could be set up.
+struct Exact {
+    instance: crate::exact::Instance,
+    events: std::sync::mpsc::Receiver<crate::exact::Transition>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    durations: crate::exact::Durations,
+    /// CLOCK_MONOTONIC when the watch started (trace timestamps use it).
+    start_mono: Duration,
+}
+
+impl Exact {
+    fn start(port: Option<u16>, start_mono: Duration) -> Result<Exact, crate::exact::Unavailable> {
+        let instance = crate::exact::Instance::create(port)?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (events, reader) = instance.read(std::sync::Arc::clone(&stop))?;
+        Ok(Exact {
+            instance,
+            events,
+            reader: Some(reader),
+            stop,
+            durations: crate::exact::Durations::default(),
+            start_mono,
+        })
+    }
+
+    /// The transitions that arrived, as events.
+    fn drain(&mut self, tracker: &mut Tracker) -> Vec<Event> {
+        let mut events = Vec::new();
+        while let Ok(t) = self.events.try_recv() {
+            let prev_for = self.durations.record(&t);
+            events.push(tracker.transition(&t, prev_for, self.start_mono));
+        }
+        events
+    }
+}
+
+impl Drop for Exact {
+    fn drop(&mut self) {
+        // Stop the reader (it closes trace_pipe), then the instance can go.
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        let _ = &self.instance;
+    }
+}
+
+/// Events wait here briefly so that the two sources, which report with
+/// different delays, come out in time order.
+struct Timeline<'a> {
+    pending: Vec<Event>,
+    window: Duration,
+    json: bool,
+    style: Style,
+    out: std::io::StdoutLock<'a>,
+}
+
+impl Timeline<'_> {
+    fn push(&mut self, events: Vec<Event>) {
+        self.pending.extend(events);
+    }
+
+    /// Print what is older than the window (everything if `all`); false
+    /// once stdout is gone (the reader went away: the watch ends quietly).
+    fn flush(&mut self, now: Duration, all: bool) -> bool {
+        self.pending.sort_by_key(|e| e.t);
+        let cut = if all {
+            self.pending.len()
+        } else {
+            self.pending.partition_point(|e| e.t + self.window <= now)
+        };
+        for event in self.pending.drain(..cut) {
+            let line = if self.json {
+                event.json().to_string()
+            } else {
+                event.human(self.style)
+            };
+            if writeln!(self.out, "{line}").is_err() {
+                return false;
+            }
+        }
+        self.out.flush().is_ok()
+    }
 }
 
 /// Run until SIGINT/SIGTERM (or `--duration`), printing the timeline.
@@ -1005,28 +1224,50 @@ pub fn run(options: &Options, style: Style, stop: &dyn Fn() -> bool) -> Result<(
     let mut diag = DiagSocket::open_in(options.netns.as_deref())?;
     let mut events_socket = EventSocket::open(options.netns.as_deref());
     let start = Instant::now();
+    let start_mono = crate::exact::monotonic_now();
     let mut tracker = Tracker::new(start, options.query.port);
+    let mut exact = None;
+    if options.exact {
+        match Exact::start(options.query.port, start_mono) {
+            Ok(e) => {
+                if e.instance.mounted {
+                    eprintln!(
+                        "observer: mounted tracefs on {} (it keeps no state; left mounted)",
+                        crate::exact::TRACEFS
+                    );
+                }
+                eprintln!(
+                    "observer: --exact: tracing sock:inet_sock_set_state in tracefs instance {}",
+                    e.instance.name()
+                );
+                exact = Some(e);
+            }
+            Err(why) => eprintln!("observer: {}; running as the sampling observer", why.0),
+        }
+    }
+    let mut timeline = Timeline {
+        pending: Vec::new(),
+        // Tracepoint lines arrive a few milliseconds late; hold everything
+        // that long so both sources come out in order.
+        window: if exact.is_some() {
+            Duration::from_millis(50)
+        } else {
+            Duration::ZERO
+        },
+        json: options.json,
+        style,
+        out: std::io::stdout().lock(),
+    };
     let mut owner_cache = procfs::OwnerCache::default();
-    let mut out = std::io::stdout().lock();
     let mut warned_hidden = false;
     let mut announced = false;
     let mut slowed = false;
-    let print = |out: &mut std::io::StdoutLock<'_>, events: &[Event]| {
-        for event in events {
-            let line = if options.json {
-                event.json().to_string()
-            } else {
-                event.human(style)
-            };
-            // A closed stdout (the reader went away) ends the watch quietly.
-            if writeln!(out, "{line}").is_err() {
-                return false;
-            }
-        }
-        true
-    };
     loop {
         if stop() || options.duration.is_some_and(|d| start.elapsed() >= d) {
+            if let Some(e) = exact.as_mut() {
+                timeline.push(e.drain(&mut tracker));
+            }
+            timeline.flush(start.elapsed(), true);
             return Ok(());
         }
         let now = Instant::now();
@@ -1055,17 +1296,19 @@ pub fn run(options: &Options, style: Style, stop: &dyn Fn() -> bool) -> Result<(
                 warned_hidden = true;
             }
         }
-        let mut events = tracker.poll(now, sockets, &owners);
+        timeline.push(tracker.poll(now, sockets, &owners));
         let watched = tracker.watch_set(&owners, &options.pids);
         let readings = watched
             .into_iter()
             .map(|pid| (pid, procfs::process(pid)))
             .collect();
-        events.extend(tracker.processes(now, readings));
-        if !print(&mut out, &events) {
+        timeline.push(tracker.processes(now, readings));
+        if let Some(e) = exact.as_mut() {
+            timeline.push(e.drain(&mut tracker));
+        }
+        if !timeline.flush(now - start, false) {
             return Ok(());
         }
-        let _ = out.flush();
         if !announced {
             // After the first dump, so that a harness waiting for this line
             // knows the kernel answered and the watch is live.
@@ -1089,67 +1332,70 @@ pub fn run(options: &Options, style: Style, stop: &dyn Fn() -> bool) -> Result<(
             );
         }
 
-        // Until the next poll: wait for destroy notifications. A poll that
-        // takes longer than half the interval (thousands of sockets on the
-        // port) stretches the interval, so that the watch never takes more
-        // than about half a core; the timeline says so once.
+        // A poll that takes longer than half the interval (thousands of
+        // sockets on the port) stretches the interval, so that the watch
+        // never takes more than about half a core; the timeline says so once.
         let work = now.elapsed();
         let interval = options.interval.max(2 * work);
         if interval > options.interval + options.interval / 2 && !slowed {
             slowed = true;
-            let note = tracker.event(
-                Instant::now(),
-                Kind::Note {
-                    text: format!(
-                        "each poll takes {} here: sampling every {} instead of {}",
-                        render::elapsed(work),
-                        render::elapsed(interval),
-                        render::elapsed(options.interval)
-                    ),
-                },
+            let text = format!(
+                "each poll takes {} here: sampling every {} instead of {}",
+                render::elapsed(work),
+                render::elapsed(interval),
+                render::elapsed(options.interval)
             );
-            if !print(&mut out, &[note]) {
-                return Ok(());
-            }
+            timeline.push(vec![tracker.event(Instant::now(), Kind::Note { text })]);
         }
-        let deadline = now + interval;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || stop() {
-                break;
-            }
-            let Some(socket) = events_socket.as_mut() else {
-                std::thread::sleep(left);
-                break;
-            };
-            let mut fds = [nix::poll::PollFd::new(
-                socket.fd(),
-                nix::poll::PollFlags::POLLIN,
-            )];
-            let timeout = nix::poll::PollTimeout::try_from(left.as_millis().max(1) as i32)
-                .unwrap_or(nix::poll::PollTimeout::MAX);
-            if !matches!(nix::poll::poll(&mut fds, timeout), Ok(n) if n > 0) {
-                continue;
-            }
-            let drained = socket.drain();
-            let at = Instant::now();
-            for info in drained.destroyed {
-                tracker.destroyed(at, info);
-            }
-            if drained.overflowed {
-                // We fell behind the kernel: dump again now rather than wait.
-                let note = tracker.event(
-                    at,
-                    Kind::Note {
-                        text: "destroy notifications overflowed (ENOBUFS): dumping again"
-                            .to_string(),
-                    },
-                );
-                if !print(&mut out, &[note]) {
-                    return Ok(());
-                }
-                break;
-            }
+        // Until the next poll: take the destroy notifications as they come.
+        if wait_for_destroys(
+            &mut events_socket,
+            &mut tracker,
+            &mut timeline,
+            now + interval,
+            stop,
+        ) {
+            continue; // overflowed: dump again at once
+        }
+    }
+}
+
+/// Wait until `deadline`, handing destroy notifications to the tracker.
+/// Returns true if the kernel dropped some (ENOBUFS): dump again now.
+fn wait_for_destroys(
+    events_socket: &mut Option<EventSocket>,
+    tracker: &mut Tracker,
+    timeline: &mut Timeline<'_>,
+    deadline: Instant,
+    stop: &dyn Fn() -> bool,
+) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stop() {
+            return false;
+        }
+        let Some(socket) = events_socket.as_mut() else {
+            std::thread::sleep(left);
+            return false;
+        };
+        let mut fds = [nix::poll::PollFd::new(
+            socket.fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let timeout = nix::poll::PollTimeout::try_from(left.as_millis().max(1) as i32)
+            .unwrap_or(nix::poll::PollTimeout::MAX);
+        if !matches!(nix::poll::poll(&mut fds, timeout), Ok(n) if n > 0) {
+            continue;
+        }
+        let drained = socket.drain();
+        let at = Instant::now();
+        for info in drained.destroyed {
+            tracker.destroyed(at, info);
+        }
+        if drained.overflowed {
+            let text = "destroy notifications overflowed (ENOBUFS): dumping again".to_string();
+            timeline.push(vec![tracker.event(at, Kind::Note { text })]);
+            return true;
         }
     }
 }

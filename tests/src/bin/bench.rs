@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p lifecycle --bin bench -- echo       # vs socat
 //! cargo run --release -p lifecycle --bin bench -- observer   # vs ss, 10,000 sockets
+//! cargo run --release -p lifecycle --bin bench -- fidelity   # sampling vs the tracepoint (root)
 //! ```
 
 use std::io::{Read, Write};
@@ -20,8 +21,9 @@ fn main() -> ExitCode {
     let result = match what.as_str() {
         "echo" => bench_echo(),
         "observer" => bench_observer(),
+        "fidelity" => bench_fidelity(),
         _ => {
-            eprintln!("bench: say `echo` or `observer` (see the file's header)");
+            eprintln!("bench: say `echo`, `observer` or `fidelity` (see the file's header)");
             return ExitCode::from(2);
         }
     };
@@ -348,6 +350,107 @@ fn bench_observer() -> anyhow::Result<()> {
             cpu.as_secs_f64(),
             wall.as_secs_f64()
         );
+    }
+    Ok(())
+}
+
+/// Which true state visits (from the tracepoint) the sampling watch saw.
+///
+/// N loopback connections (connect, echo a line, close), watched by
+/// `observer --exact --json`; the tracepoint's transitions are the truth.
+/// A visit is (socket end, state entered), CLOSE excluded (the sampler
+/// reports a departure instead) and TIME_WAIT never in the truth (the
+/// tracepoint does not show it).
+fn bench_fidelity() -> anyhow::Result<()> {
+    use lifecycle::observer::{EventExt, Observer};
+    use std::collections::{BTreeMap, HashSet};
+    anyhow::ensure!(
+        nix::unistd::geteuid().is_root(),
+        "fidelity needs root (the tracepoint)"
+    );
+    const N: usize = 200;
+    println!(
+        "fidelity: {N} loopback connections (connect, echo a line, close), truth from the tracepoint\n"
+    );
+    for interval in ["10ms", "1ms"] {
+        let server = Server::start(&[])?;
+        let observer = Observer::watch(server.port(), &["--exact", "--interval", interval])?;
+        for _ in 0..N {
+            let out =
+                lifecycle::echo::Client::run(server.addr, &[], b"hi\n", Duration::from_secs(10))?;
+            anyhow::ensure!(out.status.success(), "client failed: {}", out.stderr);
+        }
+        // All N server ends closed, as the tracepoint saw it.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while observer
+            .events()
+            .iter()
+            .filter(|e| e.str("source") == "trace" && e.str("prev_state") == "LAST_ACK")
+            .count()
+            < N
+        {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the tracepoint did not report {N} closes"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(100)); // let the last polls land
+        let events = observer.stop()?;
+        let _ = server.stop();
+        // Truth: (local, remote, state) visits. The client's CLOSE -> SYN_SENT
+        // has port 0; it belongs to the end whose SYN_SENT -> ESTABLISHED follows.
+        let trace: Vec<&serde_json::Value> = events
+            .iter()
+            .filter(|e| e.str("source") == "trace")
+            .collect();
+        let mut truth: HashSet<(String, String, String)> = HashSet::new();
+        for (i, e) in trace.iter().enumerate() {
+            let state = e.str("state").to_string();
+            if state == "CLOSE" {
+                continue;
+            }
+            let mut local = e.str("local").to_string();
+            if local.ends_with(":0") {
+                if let Some(next) = trace[i..].iter().find(|n| {
+                    n.str("prev_state") == "SYN_SENT" && n.str("remote") == e.str("remote")
+                }) {
+                    local = next.str("local").to_string();
+                }
+            }
+            truth.insert((local, e.str("remote").to_string(), state));
+        }
+        let seen: HashSet<(String, String, String)> = events
+            .iter()
+            .filter(|e| e.str("source") == "poll" && matches!(e.str("event"), "new" | "state"))
+            .map(|e| {
+                (
+                    e.str("local").to_string(),
+                    e.str("remote").to_string(),
+                    e.str("state").to_string(),
+                )
+            })
+            .collect();
+        let mut by_state: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for visit in &truth {
+            let entry = by_state.entry(visit.2.clone()).or_default();
+            entry.0 += 1;
+            if seen.contains(visit) {
+                entry.1 += 1;
+            }
+        }
+        let total: usize = by_state.values().map(|v| v.0).sum();
+        let hit: usize = by_state.values().map(|v| v.1).sum();
+        println!(
+            "interval {interval:>5}: the sampler saw {hit} of {total} true state visits ({:.1}%)",
+            100.0 * hit as f64 / total.max(1) as f64
+        );
+        for (state, (t, h)) in by_state {
+            println!(
+                "    {state:<12} {h:>4} of {t:<4} ({:.0}%)",
+                100.0 * h as f64 / t.max(1) as f64
+            );
+        }
     }
     Ok(())
 }

@@ -9,8 +9,10 @@
 //! - [`queues`]: SYN_SENT behind a full accept queue, SYN_RECV held by
 //!   TCP_DEFER_ACCEPT, SO_REUSEADDR against TIME_WAIT.
 //! - [`threads`]: the same lifecycle with threads: no children at all.
+//! - [`exact`]: every transition from the tracepoint (root).
 
 pub mod echo;
+pub mod exact;
 pub mod handshake;
 pub mod queues;
 pub mod teardown;
@@ -104,6 +106,12 @@ pub fn all() -> Vec<Scenario> {
             about: "handshake and client-closes-first with threads: no child process at all",
             needs_root: None,
             run: threads::thread_mode,
+        },
+        Scenario {
+            name: "exact-handshake",
+            about: "every transition of both ends from the kernel's tracepoint; TIME_WAIT from inet_diag",
+            needs_root: Some("the tracepoint is read through tracefs"),
+            run: exact::exact_handshake,
         },
     ]
 }

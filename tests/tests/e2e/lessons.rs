@@ -47,6 +47,7 @@ scenario_tests! {
     scenario_reuseaddr => "reuseaddr",
     scenario_server_killed => "server-killed",
     scenario_thread_mode => "thread-mode",
+    scenario_exact_handshake => "exact-handshake",
 }
 
 fn server_cmd(extra: &str) -> String {

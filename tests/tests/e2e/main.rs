@@ -4,6 +4,7 @@
 //! Every wait has a deadline; no test sleeps and hopes.
 
 mod echo_pair;
+mod exact;
 mod lessons;
 mod observer;
 
@@ -14,4 +15,15 @@ use std::sync::Once;
 pub fn setup() {
     static ONCE: Once = Once::new();
     ONCE.call_once(lifecycle::procfs::become_subreaper);
+}
+
+/// Root-only tests call this first: without root they say why they are
+/// skipped (visible with --nocapture, and in the test's output on failure
+/// of others) and return early.
+pub fn needs_root(why: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIPPED: needs root: {why}");
+    false
 }
