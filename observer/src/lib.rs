@@ -19,6 +19,8 @@
 //! - [`render`]: colours, durations, tables.
 //! - [`explain`]: `observer explain`, one conversation byte by byte.
 //! - [`kernel_echo`]: `observer kernel-echo`, the kernel's own echo.
+//! - [`lab`]: `observer lab`, two namespaces and a slow wire between them.
+//! - [`netns`]: named network namespaces.
 //!
 //! The schema of `--json` is in observer/README.md.
 
@@ -26,6 +28,8 @@ pub mod diag;
 pub mod exact;
 pub mod explain;
 pub mod kernel_echo;
+pub mod lab;
+pub mod netns;
 pub mod procfs;
 pub mod render;
 pub mod roles;

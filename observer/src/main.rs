@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use observer::diag::{DiagSocket, Query};
 use observer::render::Style;
-use observer::{explain, kernel_echo, parse_duration, snapshot, stop, tcp_state, watch};
+use observer::{explain, kernel_echo, lab, parse_duration, snapshot, stop, tcp_state, watch};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -18,6 +18,8 @@ Examples:
   observer explain --port 6666      one dump, every byte sent and received, annotated
   observer explain --legacy         the seed's own request (TCPDIAG_GETSOCK), and what differs
   observer kernel-echo hi           the kernel sends our message back (inside NLMSG_ERROR)
+  sudo observer lab                 two hosts, a 300 ms wire: every segment and state
+  sudo observer lab --loss 30       the same, losing segments: retransmissions, RTO doubling
 
 Exit status: 0 when stopped (Ctrl-C, SIGTERM, --duration), 1 when the kernel
 cannot be asked (one line says why), 2 for a usage error.";
@@ -42,6 +44,92 @@ enum Command {
     Explain(ExplainArgs),
     /// Send the kernel a message it rejects: its answer carries a copy.
     KernelEcho(KernelEchoArgs),
+    /// Root: two network namespaces joined by a slow wire; every segment and
+    /// every state of both hosts on one timeline.
+    Lab(LabArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct LabArgs {
+    #[command(subcommand)]
+    command: Option<LabCommand>,
+    /// One-way delay of the wire.
+    #[arg(long, default_value = "300ms", value_parser = parse_duration)]
+    delay: Duration,
+    /// Percent of TCP segments lost, to see retransmissions (RTO doubling).
+    #[arg(long, default_value_t = 0.0, value_name = "PCT", value_parser = parse_percent)]
+    loss: f64,
+    /// Seed of the loss: the same seed loses the same segments.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Set net.ipv4.tcp_syn_linear_timeouts in the lab: how many SYN
+    /// retransmissions wait a fixed 1 s before the timeout doubles (Linux
+    /// 6.5+ defaults to 4; 0 gives the textbook 1 s, 2 s, 4 s...).
+    #[arg(long, value_name = "N")]
+    syn_linear_timeouts: Option<u32>,
+    /// Name of the lab: its namespaces are NAME-client and NAME-server.
+    #[arg(long, default_value = "echolab", value_parser = parse_lab_name)]
+    name: String,
+    /// How often to ask inet_diag in each namespace.
+    #[arg(long, default_value = "10ms", value_parser = parse_interval)]
+    interval: Duration,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+    /// Tear down after this long instead of waiting for Ctrl-C.
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+enum LabCommand {
+    /// Run a command inside the lab's client or server namespace.
+    Exec {
+        #[arg(value_enum)]
+        side: LabSide,
+        /// The lab's name.
+        #[arg(long, default_value = "echolab", value_parser = parse_lab_name)]
+        name: String,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LabSide {
+    Client,
+    Server,
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let pct: f64 = text
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{text}` is not a percentage"))?;
+    if (0.0..=100.0).contains(&pct) {
+        Ok(pct)
+    } else {
+        Err(format!("`{text}` is not between 0 and 100"))
+    }
+}
+
+/// Namespace names become file names and interface-free labels: keep them
+/// short and plain.
+fn parse_lab_name(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 40
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "`{text}`: use letters, digits, - and _ (at most 40)"
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -192,6 +280,7 @@ fn main() -> ExitCode {
                 .map(|sections| print_sections(&sections, args.json))
                 .map_err(|e| e.to_string())
         }
+        Command::Lab(args) => return run_lab(args, style),
         Command::KernelEcho(args) => {
             let text = args.message.as_deref().unwrap_or(kernel_echo::GREETING);
             kernel_echo::explain(text)
@@ -204,6 +293,43 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("observer: {message}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_lab(args: LabArgs, style: Style) -> ExitCode {
+    let result = match args.command {
+        Some(LabCommand::Exec {
+            side,
+            name,
+            command,
+        }) => {
+            let side = match side {
+                LabSide::Client => lab::Side::Client,
+                LabSide::Server => lab::Side::Server,
+            };
+            Err(lab::exec(&lab::Names { prefix: name }, side, &command))
+        }
+        None => {
+            stop::install();
+            let options = lab::Options {
+                name: args.name,
+                syn_linear_timeouts: args.syn_linear_timeouts,
+                delay: args.delay,
+                loss_percent: args.loss,
+                seed: args.seed,
+                interval: args.interval,
+                json: args.json,
+                duration: args.duration,
+            };
+            lab::run(&options, style, &stop::requested)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("observer: {err}");
+            ExitCode::from(err.exit_code())
         }
     }
 }

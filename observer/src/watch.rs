@@ -190,6 +190,9 @@ pub struct Tracker {
     recently_gone: HashMap<Key, Instant>,
     last_poll: Option<Instant>,
     procs: HashMap<i32, TrackedProc>,
+    /// The role of sockets no listener or port explains (the lab knows
+    /// which namespace is the client's).
+    fallback: Role,
 }
 
 impl Tracker {
@@ -207,6 +210,23 @@ impl Tracker {
             recently_gone: HashMap::new(),
             last_poll: None,
             procs: HashMap::new(),
+            fallback: Role::Unknown,
+        }
+    }
+
+    /// Give sockets whose role nothing else decides this one.
+    pub fn with_fallback_role(mut self, role: Role) -> Tracker {
+        self.fallback = role;
+        self
+    }
+
+    fn role(&self, local: SocketAddr, remote: SocketAddr, listening: bool) -> Role {
+        if listening {
+            return Role::Listener;
+        }
+        match roles::role_of_addrs(local, remote, &self.listeners, self.port) {
+            Role::Unknown => self.fallback,
+            role => role,
         }
     }
 
@@ -224,7 +244,7 @@ impl Tracker {
     }
 
     fn view(&mut self, info: SockInfo, owners: Vec<Owner>) -> SockView {
-        let role = roles::role_of(&info, &self.listeners, self.port);
+        let role = self.role(info.local, info.remote, info.state == TcpState::Listen);
         let conn = self.conn_number(info.local, info.remote, role);
         SockView {
             info,
@@ -484,13 +504,9 @@ impl Tracker {
         if t.new == TcpState::Listen {
             self.listeners.add_addr(t.local);
         }
-        let role = if t.new == TcpState::Listen
-            || t.old == TcpState::Listen && t.new == TcpState::Close && t.remote.port() == 0
-        {
-            Role::Listener
-        } else {
-            roles::role_of_addrs(t.local, t.remote, &self.listeners, self.port)
-        };
+        let listening = t.new == TcpState::Listen
+            || t.old == TcpState::Listen && t.new == TcpState::Close && t.remote.port() == 0;
+        let role = self.role(t.local, t.remote, listening);
         let conn = self.conn_number(t.local, t.remote, role);
         Event {
             t: t.at.saturating_sub(start_mono),
@@ -918,7 +934,12 @@ impl Event {
                 } else {
                     format!("held by {}", owners_text(&sock.owners))
                 };
-                format!("{t}  {}  {now} (was {})", head(sock), owners_text(prev))
+                let was = if prev.is_empty() {
+                    "no process before: not yet accepted".to_string()
+                } else {
+                    format!("was {}", owners_text(prev))
+                };
+                format!("{t}  {}  {now} ({was})", head(sock))
             }
             Kind::Gone {
                 sock,

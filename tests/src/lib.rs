@@ -8,6 +8,7 @@
 //! - [`bins`]: build and find echo-server, echo-client, observer.
 //! - [`spawn`]: a child process with captured output, killed and reaped on drop.
 //! - [`echo`]: handles on an echo-server and echo-clients.
+//! - [`lab`]: `observer lab` (root), its namespaces and its timeline.
 //! - [`observer`]: a live `observer watch --json` and snapshots.
 //! - [`grade`]: `--server-cmd`, checks for any echo server.
 //! - [`interrupt`]: Ctrl-C stops everything and removes temporary files.
@@ -20,6 +21,7 @@ pub mod bins;
 pub mod echo;
 pub mod grade;
 pub mod interrupt;
+pub mod lab;
 pub mod observer;
 pub mod procfs;
 pub mod scenarios;

@@ -5,7 +5,7 @@
 //! holding several messages, and ends with NLMSG_DONE. A socket carries one
 //! dump at a time, so IPv4 and IPv6 are asked one after the other.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
 use nix::errno::Errno;
@@ -265,28 +265,14 @@ pub fn in_netns<T: Send>(
     name: &str,
     open: impl FnOnce() -> Result<T, DiagError> + Send,
 ) -> Result<T, DiagError> {
-    let fail = |reason: String| DiagError::Netns {
-        name: name.to_string(),
-        reason,
-    };
-    let path = format!("/run/netns/{name}");
-    let file = std::fs::File::open(&path).map_err(|e| fail(format!("{path}: {e}")))?;
-    std::thread::scope(|scope| {
-        scope
-            .spawn(move || {
-                // setns() moves only the calling thread; sockets created now
-                // belong to the namespace for good.
-                nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| fail(format!("setns: {} ({})", errno_name(e), e.desc())))?;
-                open()
-            })
-            .join()
-            .unwrap_or_else(|_| Err(fail("helper thread panicked".to_string())))
+    // setns() moves only the helper thread; sockets created there belong
+    // to the namespace for good (see crate::netns).
+    crate::netns::run_in(name, open).unwrap_or_else(|reason| {
+        Err(DiagError::Netns {
+            name: name.to_string(),
+            reason,
+        })
     })
-}
-
-fn errno_name(e: Errno) -> String {
-    format!("{e:?}")
 }
 
 /// A socket subscribed to the sock_diag destroy groups: the kernel sends

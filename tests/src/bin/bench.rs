@@ -5,6 +5,7 @@
 //! cargo run --release -p lifecycle --bin bench -- echo       # vs socat
 //! cargo run --release -p lifecycle --bin bench -- observer   # vs ss, 10,000 sockets
 //! cargo run --release -p lifecycle --bin bench -- fidelity   # sampling vs the tracepoint (root)
+//! cargo run --release -p lifecycle --bin bench -- relay      # the lab's wire vs loopback (root)
 //! ```
 
 use std::io::{Read, Write};
@@ -22,6 +23,9 @@ fn main() -> ExitCode {
         "echo" => bench_echo(),
         "observer" => bench_observer(),
         "fidelity" => bench_fidelity(),
+        "relay" => bench_relay(),
+        // Run by `relay` inside the lab's client namespace.
+        "relay-probe" => relay_probe(&std::env::args().nth(2).unwrap_or_default()),
         _ => {
             eprintln!("bench: say `echo`, `observer` or `fidelity` (see the file's header)");
             return ExitCode::from(2);
@@ -452,5 +456,126 @@ fn bench_fidelity() -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// Round trips of one byte (median, p99 in microseconds) and MB/s through
+/// one connection to an echo server at `addr`, printed as one JSON line.
+fn relay_probe(addr: &str) -> anyhow::Result<()> {
+    const ROUNDS: usize = 2000;
+    let addr: SocketAddr = addr.parse()?;
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let mut byte = [0u8; 1];
+    let mut rtts = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let start = Instant::now();
+        stream.write_all(b"x")?;
+        stream.read_exact(&mut byte)?;
+        rtts.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    rtts.sort_by(f64::total_cmp);
+    drop(stream);
+    let mbs = megabytes_per_second_n(addr, 64 << 20)?;
+    println!(
+        "{}",
+        serde_json::json!({"median_us": rtts[ROUNDS / 2], "p99_us": rtts[ROUNDS * 99 / 100], "mb_s": mbs})
+    );
+    Ok(())
+}
+
+fn megabytes_per_second_n(addr: SocketAddr, total: usize) -> anyhow::Result<f64> {
+    let stream = TcpStream::connect(addr)?;
+    let mut reader = stream.try_clone()?;
+    let start = Instant::now();
+    let writer = std::thread::spawn(move || {
+        let mut stream = stream;
+        let chunk = vec![7u8; 64 * 1024];
+        let mut sent = 0;
+        while sent < total && stream.write_all(&chunk).is_ok() {
+            sent += chunk.len();
+        }
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < total {
+        let n = reader.read(&mut buf)?;
+        anyhow::ensure!(n > 0, "EOF after {got} bytes");
+        got += n;
+    }
+    let _ = writer.join();
+    Ok(total as f64 / 1e6 / start.elapsed().as_secs_f64())
+}
+
+/// What the lab's relay adds on its own: the same probe through the lab
+/// (delay 0 ms) and over loopback, in one run.
+fn bench_relay() -> anyhow::Result<()> {
+    use lifecycle::lab::LabRun;
+    anyhow::ensure!(
+        nix::unistd::geteuid().is_root(),
+        "relay needs root (the lab)"
+    );
+    let me = std::env::current_exe()?;
+    let parse = |text: &str| -> anyhow::Result<serde_json::Value> {
+        let line = text.lines().last().unwrap_or("");
+        Ok(serde_json::from_str(line)?)
+    };
+    // Baseline: loopback, same probe, this process.
+    let server = Server::start(&[])?;
+    let mut local = Proc::spawn(&me, ["relay-probe", &server.addr.to_string()], Input::Null)?;
+    local.wait_exit(Duration::from_secs(120))?;
+    let loopback = parse(&local.stdout.text())?;
+    // Through the lab, ladder printed as a teacher would see it (--json).
+    let lab = LabRun::start(&["--delay", "0ms"])?;
+    let lab_server = lab.exec(
+        "server",
+        &binaries()?.server,
+        &["--bind", "0.0.0.0"],
+        Input::Null,
+    )?;
+    lab_server
+        .stdout
+        .wait_for("listening", Duration::from_secs(10), |l| {
+            l.iter().any(|x| x.starts_with("listening")).then_some(())
+        })?;
+    let mut probe = lab.exec(
+        "client",
+        &me,
+        &["relay-probe", "10.66.0.2:6666"],
+        Input::Null,
+    )?;
+    probe.wait_exit(Duration::from_secs(300))?;
+    let relay =
+        parse(&probe.stdout.text()).map_err(|e| anyhow::anyhow!("{e}: {}", probe.stderr.text()))?;
+    drop(lab_server);
+    let segments = lab
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "segment")
+        .count();
+    lab.stop()?;
+    let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    println!("relay: 1-byte round trips (2000) and 64 MiB through one connection, this run\n");
+    println!(
+        "{:<30} {:>12} {:>12} {:>10}",
+        "path", "median RTT", "p99 RTT", "MB/s"
+    );
+    for (name, v) in [("loopback", &loopback), ("lab wire, delay 0 ms", &relay)] {
+        println!(
+            "{name:<30} {:>9.1} us {:>9.1} us {:>10.1}",
+            f(v, "median_us"),
+            f(v, "p99_us"),
+            f(v, "mb_s")
+        );
+    }
+    println!(
+        "\nthe relay adds {:.1} us per crossing at the median, {:.1} us at p99 (a round trip crosses twice);",
+        (f(&relay, "median_us") - f(&loopback, "median_us")) / 2.0,
+        (f(&relay, "p99_us") - f(&loopback, "p99_us")) / 2.0
+    );
+    println!(
+        "throughput is {:.3} of loopback's; {segments} segments were printed on the ladder.",
+        f(&relay, "mb_s") / f(&loopback, "mb_s")
+    );
     Ok(())
 }

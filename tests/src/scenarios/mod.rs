@@ -9,12 +9,14 @@
 //! - [`queues`]: SYN_SENT behind a full accept queue, SYN_RECV held by
 //!   TCP_DEFER_ACCEPT, SO_REUSEADDR against TIME_WAIT.
 //! - [`threads`]: the same lifecycle with threads: no children at all.
+//! - [`slow_wire`]: the lab's slow wire (root): every state, every segment.
 //! - [`exact`]: every transition from the tracepoint (root).
 
 pub mod echo;
 pub mod exact;
 pub mod handshake;
 pub mod queues;
+pub mod slow_wire;
 pub mod teardown;
 pub mod threads;
 pub mod zombies;
@@ -106,6 +108,18 @@ pub fn all() -> Vec<Scenario> {
             about: "handshake and client-closes-first with threads: no child process at all",
             needs_root: None,
             run: threads::thread_mode,
+        },
+        Scenario {
+            name: "slow-wire",
+            about: "two hosts, a 300 ms wire: every state of both sides and every segment, in order",
+            needs_root: Some("the lab creates network namespaces and TUN devices"),
+            run: slow_wire::slow_wire,
+        },
+        Scenario {
+            name: "lost-syn",
+            about: "a lossy wire: the SYN lost twice, retried after 1 s then 2 s, SYN_SENT for seconds",
+            needs_root: Some("the lab creates network namespaces and TUN devices"),
+            run: slow_wire::lost_syn,
         },
         Scenario {
             name: "exact-handshake",

@@ -48,6 +48,8 @@ scenario_tests! {
     scenario_server_killed => "server-killed",
     scenario_thread_mode => "thread-mode",
     scenario_exact_handshake => "exact-handshake",
+    scenario_slow_wire => "slow-wire",
+    scenario_lost_syn => "lost-syn",
 }
 
 fn server_cmd(extra: &str) -> String {

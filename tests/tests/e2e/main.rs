@@ -5,6 +5,7 @@
 
 mod echo_pair;
 mod exact;
+mod lab;
 mod lessons;
 mod observer;
 

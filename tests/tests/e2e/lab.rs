@@ -1,0 +1,140 @@
+//! `observer lab` (root): set-up, refusal, clean-up of a killed run, and
+//! the other commands' `--netns`.
+
+use std::time::Duration;
+
+use lifecycle::bins::binaries;
+use lifecycle::lab::{LabRun, namespaces};
+use lifecycle::observer::{EventExt, snapshot};
+use lifecycle::spawn::{Input, Proc};
+
+use crate::{needs_root, setup};
+
+const T: Duration = Duration::from_secs(20);
+
+fn ours(name: &str) -> Vec<String> {
+    namespaces()
+        .into_iter()
+        .filter(|n| n.starts_with(name))
+        .collect()
+}
+
+/// A lab killed with SIGKILL leaves its namespaces; the next start of the
+/// same name says so and removes them, and its own teardown leaves nothing.
+#[test]
+fn a_killed_lab_is_removed_at_the_next_start() {
+    setup();
+    if !needs_root("network namespaces") {
+        return;
+    }
+    let mut lab = LabRun::start(&[]).unwrap();
+    let name = lab.name.clone();
+    assert_eq!(ours(&name).len(), 2, "{:?}", namespaces());
+    lab.proc.kill_tree();
+    assert_eq!(ours(&name).len(), 2, "SIGKILL cannot clean up");
+    let mut again = Proc::spawn(
+        &binaries().unwrap().observer,
+        ["lab", "--json", "--name", &name, "--duration", "0.5s"],
+        Input::Null,
+    )
+    .unwrap();
+    assert!(
+        again.wait_exit(T).unwrap().success(),
+        "{}",
+        again.stderr.text()
+    );
+    assert!(
+        again.stderr.text().contains("left behind by a killed run"),
+        "{}",
+        again.stderr.text()
+    );
+    assert!(ours(&name).is_empty(), "{:?}", namespaces());
+}
+
+/// Two labs of one name: the second refuses, naming the first's pid.
+#[test]
+fn a_second_lab_of_the_same_name_is_refused() {
+    setup();
+    if !needs_root("network namespaces") {
+        return;
+    }
+    let lab = LabRun::start(&[]).unwrap();
+    let mut second = Proc::spawn(
+        &binaries().unwrap().observer,
+        ["lab", "--name", &lab.name],
+        Input::Null,
+    )
+    .unwrap();
+    let status = second.wait_exit(T).unwrap();
+    let stderr = second.stderr.text();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", lab.proc.pid())),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1);
+    let name = lab.name.clone();
+    lab.stop().unwrap();
+    assert!(ours(&name).is_empty());
+}
+
+/// Inside the lab: a server's socket is seen by `snapshot --netns`, not
+/// by a snapshot of our own namespace; the lab's teardown ends the server.
+#[test]
+fn other_commands_look_inside_with_netns() {
+    setup();
+    if !needs_root("network namespaces") {
+        return;
+    }
+    let lab = LabRun::start(&[]).unwrap();
+    let server = lab
+        .exec(
+            "server",
+            &binaries().unwrap().server,
+            &["--bind", "0.0.0.0", "--port", "7777"],
+            Input::Null,
+        )
+        .unwrap();
+    server
+        .stdout
+        .wait_for("listening", T, |l| {
+            l.iter().any(|x| x.starts_with("listening")).then_some(())
+        })
+        .unwrap();
+    let inside = snapshot(&["--netns", &format!("{}-server", lab.name), "--port", "7777"]).unwrap();
+    assert_eq!(inside.len(), 1, "{inside:?}");
+    assert_eq!(inside[0].str("state"), "LISTEN");
+    assert_eq!(inside[0].str("local"), "0.0.0.0:7777");
+    let outside = snapshot(&["--port", "7777", "--state", "LISTEN"]).unwrap();
+    assert!(
+        outside.iter().all(|r| r.str("local") != "0.0.0.0:7777"),
+        "{outside:?}"
+    );
+    let server_pid = server.pid();
+    lab.stop().unwrap();
+    assert!(
+        lifecycle::procfs::info(server_pid).is_none_or(|p| p.state == 'Z'),
+        "the server survived the lab"
+    );
+}
+
+/// Without root: one line saying what is needed, exit status 2.
+#[test]
+fn without_root_the_lab_says_so_and_exits_2() {
+    setup();
+    if !needs_root("switching to an ordinary user") {
+        return;
+    }
+    let mut command = std::process::Command::new("runuser");
+    command
+        .args(["-u", "nobody", "--"])
+        .arg(&binaries().unwrap().observer)
+        .args(["lab", "--name", "echolab-nobody"]);
+    let mut proc = Proc::spawn_command(command, Input::Null).unwrap();
+    let status = proc.wait_exit(T).unwrap();
+    let stderr = proc.stderr.text();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("needs root"), "{stderr}");
+    assert!(ours("echolab-nobody").is_empty());
+}
