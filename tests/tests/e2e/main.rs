@@ -3,6 +3,7 @@
 //!
 //! Every wait has a deadline; no test sleeps and hopes.
 
+mod docs;
 mod echo_pair;
 mod exact;
 mod lab;

@@ -1,0 +1,134 @@
+//! The documentation stays true: every path it names exists, and every
+//! flag it shows a program taking is in that program's --help.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use lifecycle::bins::binaries;
+use lifecycle::spawn::{Input, Proc};
+
+use crate::setup;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// README.md, every package's README.md, every lesson.
+fn documents() -> Vec<PathBuf> {
+    let root = root();
+    let mut docs = vec![root.join("README.md")];
+    for dir in ["echo-server", "echo-client", "observer", "tests"] {
+        let readme = root.join(dir).join("README.md");
+        if readme.exists() {
+            docs.push(readme);
+        }
+    }
+    let mut lessons: Vec<PathBuf> = std::fs::read_dir(root.join("tutorial"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    lessons.sort();
+    docs.extend(lessons);
+    docs
+}
+
+/// Text in backticks, and the lines of fenced blocks.
+fn snippets(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            out.push(line.to_string());
+        } else {
+            out.extend(line.split('`').skip(1).step_by(2).map(str::to_string));
+        }
+    }
+    out
+}
+
+fn help(program: &Path, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.push("--help");
+    let mut p = Proc::spawn(program, &all, Input::Null).unwrap();
+    p.wait_exit(std::time::Duration::from_secs(10)).unwrap();
+    p.stdout.text()
+}
+
+#[test]
+fn every_path_and_flag_in_the_docs_is_real() {
+    setup();
+    let bins = binaries().unwrap();
+    let lifecycle_bin = PathBuf::from(env!("CARGO_BIN_EXE_lifecycle"));
+    let mut helps: HashMap<&str, String> = HashMap::new();
+    helps.insert("echo-server", help(&bins.server, &[]));
+    helps.insert("echo-client", help(&bins.client, &[]));
+    helps.insert("lifecycle", help(&lifecycle_bin, &[]));
+    let observer_help = ["watch", "snapshot", "explain", "kernel-echo", "lab"]
+        .iter()
+        .map(|sub| help(&bins.observer, &[sub]))
+        .chain([help(&bins.observer, &["lab", "exec"])])
+        .collect::<Vec<_>>()
+        .join("\n");
+    helps.insert("observer", observer_help);
+
+    let mut problems = Vec::new();
+    for doc in documents() {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        let name = doc.strip_prefix(root()).unwrap().display().to_string();
+        for snippet in snippets(&text) {
+            for token in snippet.split_whitespace() {
+                let token = token.trim_matches(|c: char| "`,;:()".contains(c));
+                let tops = [
+                    "echo-server/",
+                    "echo-client/",
+                    "observer/",
+                    "tests/",
+                    "tutorial/",
+                    ".ci/",
+                ];
+                if tops.iter().any(|t| token.starts_with(t))
+                    && !token.contains('<')
+                    && !root().join(token).exists()
+                {
+                    problems.push(format!("{name}: no such path {token}"));
+                }
+            }
+            let tokens: Vec<&str> = snippet.split_whitespace().collect();
+            for (i, token) in tokens.iter().enumerate() {
+                let program = token.rsplit('/').next().unwrap_or(token);
+                let Some(help) = helps.get(program) else {
+                    continue;
+                };
+                if i > 0 && matches!(tokens[i - 1], "-p" | "--package" | "--bin") {
+                    continue; // `cargo run -p echo-server`: cargo's flags follow
+                }
+                for flag in tokens[i + 1..]
+                    .iter()
+                    .take_while(|t| !matches!(**t, "|" | ";" | "&&" | "&" | "<" | ">" | "--"))
+                {
+                    let flag = flag.trim_matches(|c: char| "`,;:()".contains(c));
+                    let flag = flag.split('=').next().unwrap_or(flag);
+                    if flag.starts_with("--") && flag.len() > 2 && !help.contains(flag) {
+                        problems.push(format!(
+                            "{name}: `{program} ... {flag}` is not in {program} --help"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the docs drifted:\n{}",
+        problems.join("\n")
+    );
+}
