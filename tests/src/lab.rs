@@ -63,12 +63,7 @@ impl LabRun {
     }
 
     pub fn events(&self) -> Vec<Value> {
-        self.proc
-            .stdout
-            .lines()
-            .iter()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        crate::observer::parse_lines(&self.proc.stdout.lines())
     }
 
     pub fn wait_for(
@@ -77,12 +72,7 @@ impl LabRun {
         timeout: Duration,
         pred: impl Fn(&Value) -> bool,
     ) -> Result<Value> {
-        self.proc.stdout.wait_for(what, timeout, |lines| {
-            lines
-                .iter()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find(|e| pred(e))
-        })
+        crate::observer::wait_json(&self.proc.stdout, what, timeout, pred)
     }
 
     /// SIGTERM, wait for the teardown, return the whole timeline.

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::bins::binaries;
 use crate::echo::STARTUP;
-use crate::spawn::{Input, Proc};
+use crate::spawn::{Capture, Input, Proc};
 
 /// A running `observer watch --json`.
 pub struct Observer {
@@ -45,9 +45,7 @@ impl Observer {
         timeout: Duration,
         pred: impl Fn(&Value) -> bool,
     ) -> Result<Value> {
-        self.proc.stdout.wait_for(what, timeout, |lines| {
-            parse_lines(lines).into_iter().find(|e| pred(e))
-        })
+        wait_json(&self.proc.stdout, what, timeout, pred)
     }
 
     /// Stop it (SIGTERM) and return the whole timeline.
@@ -63,11 +61,24 @@ impl Observer {
     }
 }
 
-fn parse_lines(lines: &[String]) -> Vec<Value> {
+/// The JSON objects among captured lines.
+pub fn parse_lines(lines: &[String]) -> Vec<Value> {
     lines
         .iter()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// Wait until a JSON line of `capture` satisfies `pred`.
+pub fn wait_json(
+    capture: &Capture,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    capture.wait_for(what, timeout, |lines| {
+        parse_lines(lines).into_iter().find(|e| pred(e))
+    })
 }
 
 /// Run `observer snapshot --json ARGS` and return its rows.

@@ -6,37 +6,13 @@
 
 use std::fs;
 
-/// One line of `ps -o pid,ppid,stat,wchan,comm`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcInfo {
-    pub pid: i32,
-    pub ppid: i32,
-    /// R running, S sleeping, Z zombie, ...
-    pub state: char,
-    pub comm: String,
-    /// The kernel function it sleeps in ("0" or "" when running).
-    pub wchan: String,
-}
+/// One line of `ps -o pid,ppid,stat,wchan,comm` (and the blocked system
+/// call): the observer's reading of /proc, shared.
+pub use observer::procfs::Process as ProcInfo;
 
-/// Read `/proc/PID/stat` and `/proc/PID/wchan`; `None` once it is gone.
+/// Read `/proc/PID/stat`, `wchan` and `syscall`; `None` once it is gone.
 pub fn info(pid: i32) -> Option<ProcInfo> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // comm is in parentheses and may itself contain spaces or ')': the
-    // fields after it start after the *last* ')'.
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat[open + 1..close].to_string();
-    let mut rest = stat[close + 1..].split_whitespace();
-    let state = rest.next()?.chars().next()?;
-    let ppid = rest.next()?.parse().ok()?;
-    let wchan = fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
-    Some(ProcInfo {
-        pid,
-        ppid,
-        state,
-        comm,
-        wchan,
-    })
+    observer::procfs::process(pid)
 }
 
 /// Is the process blocked in system call `nr` (e.g. `libc::SYS_write`)?

@@ -121,31 +121,7 @@ fn conns_per_second(addr: SocketAddr, seconds: f64) -> f64 {
 
 /// MB/s through one connection: a writer and a reader thread, 256 MiB.
 fn megabytes_per_second(addr: SocketAddr) -> anyhow::Result<f64> {
-    const TOTAL: usize = 256 << 20;
-    let stream = TcpStream::connect(addr)?;
-    let mut reader = stream.try_clone()?;
-    let start = Instant::now();
-    let writer = std::thread::spawn(move || {
-        let mut stream = stream;
-        let chunk = vec![7u8; 64 * 1024];
-        let mut sent = 0;
-        while sent < TOTAL {
-            if stream.write_all(&chunk).is_err() {
-                break;
-            }
-            sent += chunk.len();
-        }
-        let _ = stream.shutdown(std::net::Shutdown::Write);
-    });
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut got = 0;
-    while got < TOTAL {
-        let n = reader.read(&mut buf)?;
-        anyhow::ensure!(n > 0, "EOF after {got} bytes");
-        got += n;
-    }
-    let _ = writer.join();
-    Ok(TOTAL as f64 / 1e6 / start.elapsed().as_secs_f64())
+    megabytes_per_second_n(addr, 256 << 20)
 }
 
 fn bench_echo() -> anyhow::Result<()> {
@@ -484,6 +460,8 @@ fn relay_probe(addr: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// MB/s of `total` bytes echoed through one connection: a writer thread
+/// sends while this one reads the echo back.
 fn megabytes_per_second_n(addr: SocketAddr, total: usize) -> anyhow::Result<f64> {
     let stream = TcpStream::connect(addr)?;
     let mut reader = stream.try_clone()?;

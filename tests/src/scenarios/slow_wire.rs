@@ -53,6 +53,22 @@ fn lab_with_server(
     Ok((lab, server))
 }
 
+/// An echo-client in the lab's client namespace, talking to the server.
+fn client_in_lab(story: &mut Story, lab: &LabRun) -> Result<Proc, Failure> {
+    let client = lab.exec(
+        "client",
+        &binaries()?.client,
+        &[SERVER, "6666"],
+        Input::Pipe,
+    )?;
+    story.outputs.push((
+        "echo-client (in the lab)".to_string(),
+        client.stdout.clone(),
+        client.stderr.clone(),
+    ));
+    Ok(client)
+}
+
 /// States one side went through, as the lab's sampler saw them, with any
 /// states it reports as missed.
 fn states(events: &[Value], ns: &str) -> (Vec<String>, Vec<String>) {
@@ -110,17 +126,7 @@ pub fn slow_wire(story: &mut Story) -> Result<(), Failure> {
     // own FIN half a second later, so the two cross the wire apart and both
     // FIN_WAIT2 and CLOSE_WAIT last long enough to be seen.
     let (lab, server) = lab_with_server(story, &["--delay", "300ms"], &["--close-delay", "0.5"])?;
-    let mut client = lab.exec(
-        "client",
-        &binaries()?.client,
-        &[SERVER, "6666"],
-        Input::Pipe,
-    )?;
-    story.outputs.push((
-        "echo-client (in the lab)".to_string(),
-        client.stdout.clone(),
-        client.stderr.clone(),
-    ));
+    let mut client = client_in_lab(story, &lab)?;
     client.write_stdin(b"hi\n")?;
     story.wait(
         "client",
@@ -328,17 +334,7 @@ pub fn lost_syn(story: &mut Story) -> Result<(), Failure> {
         "0",
     ];
     let (lab, server) = lab_with_server(story, &lab_args, &[])?;
-    let client = lab.exec(
-        "client",
-        &binaries()?.client,
-        &[SERVER, "6666"],
-        Input::Pipe,
-    )?;
-    story.outputs.push((
-        "echo-client (in the lab)".to_string(),
-        client.stdout.clone(),
-        client.stderr.clone(),
-    ));
+    let client = client_in_lab(story, &lab)?;
     let established = lab
         .wait_for("the client ESTABLISHED", Duration::from_secs(15), |e| {
             e.str("ns") == "client" && e.str("event") == "state" && e.str("state") == "ESTABLISHED"
