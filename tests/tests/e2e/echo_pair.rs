@@ -453,3 +453,55 @@ fn no_reuseaddr_fails_over_time_wait_and_says_why() {
     let again = Server::start(&["--port", &port_arg]).unwrap();
     assert_eq!(again.port(), port);
 }
+
+/// Out of descriptors (EMFILE): the server says so, backs off instead of
+/// spinning, and accepts the waiting client once a descriptor is free.
+#[test]
+fn emfile_is_logged_backed_off_and_recovered_from() {
+    setup();
+    // 8 descriptors: 0-2, the listener, and 4 connections (thread mode
+    // keeps each connection's descriptor in the one process).
+    let server_path = binaries().unwrap().server.display().to_string();
+    let mut command = std::process::Command::new("/bin/sh");
+    command.arg("-c").arg(format!(
+        "ulimit -n 8 && exec {server_path} --mode thread --port 0"
+    ));
+    let proc = Proc::spawn_command(command, Input::Null).unwrap();
+    let addr: std::net::SocketAddr = proc
+        .stdout
+        .wait_for("listening", T, |lines| {
+            lines.iter().find_map(|l| {
+                let line = echo_server::events::Line::parse(l)?;
+                (line.event == "listening").then(|| line.get("addr")?.parse().ok())?
+            })
+        })
+        .unwrap();
+    let held: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let mut waiting = TcpStream::connect(addr).unwrap(); // completed by the kernel, queued
+    proc.stdout
+        .wait_for("the EMFILE line", T, |lines| {
+            lines.iter().find(|l| l.contains("errno=EMFILE")).cloned()
+        })
+        .unwrap();
+    // Backing off, not spinning: over a second, little CPU.
+    let cpu = |pid: i32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+            .split_whitespace()
+            .collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    };
+    let before = cpu(proc.pid());
+    let start = std::time::Instant::now();
+    wait::until("a second to pass", Duration::from_secs(5), || {
+        (start.elapsed() >= Duration::from_secs(1)).then_some(())
+    })
+    .unwrap();
+    let ticks = cpu(proc.pid()) - before; // clock ticks, usually 100 a second
+    assert!(ticks < 20, "{ticks} ticks of CPU in one second: spinning");
+    drop(held);
+    waiting.write_all(b"finally\n").unwrap();
+    let mut back = [0u8; 8];
+    waiting.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"finally\n");
+}
