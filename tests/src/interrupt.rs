@@ -12,6 +12,21 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, pthread_sigmask};
 use nix::unistd::Pid;
 
 static LIVE: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Has SIGINT/SIGTERM arrived? The runner stops starting scenarios, and
+/// waits for the clean-up thread, which ends the process.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Called by the runner once interrupted: the clean-up thread exits the
+/// process when it is done; a failing scenario must not exit first.
+pub fn wait_for_cleanup() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
 static TEMP_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -46,11 +61,27 @@ pub fn cleanup_on_signal() {
     }
     std::thread::spawn(move || {
         let Ok(signal) = set.wait() else { return };
+        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
         let pids: Vec<i32> = lock(&LIVE).clone();
+        // SIGTERM first: a lab removes its namespaces, an observer its
+        // tracefs instance, a server reaps its children. Then SIGKILL.
+        let descendants: Vec<i32> = pids
+            .iter()
+            .flat_map(|p| crate::procfs::descendants(*p))
+            .map(|p| p.pid)
+            .collect();
         for pid in &pids {
-            for p in crate::procfs::descendants(*pid) {
-                let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
-            }
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + crate::spawn::GRACE;
+        while std::time::Instant::now() < deadline
+            && pids
+                .iter()
+                .any(|p| crate::procfs::info(*p).is_some_and(|i| i.state != 'Z'))
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        for pid in pids.iter().chain(&descendants) {
             let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
         }
         for path in lock(&TEMP_FILES).iter() {

@@ -81,6 +81,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         let reports = grade::grade(cmd);
+        if lifecycle::interrupt::interrupted() {
+            lifecycle::interrupt::wait_for_cleanup();
+        }
         return finish(&reports, &cli);
     }
     let chosen: Vec<Scenario> = if cli.scenarios.is_empty() {
@@ -105,6 +108,10 @@ fn main() -> ExitCode {
     let mut reports = Vec::new();
     for scenario in &chosen {
         let report = scenarios::run(scenario);
+        if lifecycle::interrupt::interrupted() {
+            // Its programs were stopped under it: the verdict means nothing.
+            lifecycle::interrupt::wait_for_cleanup();
+        }
         if !cli.json {
             print!("{}", report.text(cli.verbose));
             println!();

@@ -265,7 +265,8 @@ impl Proc {
         }
     }
 
-    /// Kill the program and everything it started, and reap them all.
+    /// Kill the program and everything it started at once (SIGKILL: no
+    /// clean-up of its own), and reap them all.
     pub fn kill_tree(&mut self) {
         if self.try_status().is_some() {
             return;
@@ -294,8 +295,30 @@ impl Proc {
     }
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
+/// How long a program gets to clean up after SIGTERM (a lab removing its
+/// namespaces, an observer its tracefs instance) before SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+impl Proc {
+    /// Ask the program to stop (SIGTERM) and give it `GRACE` to clean up
+    /// after itself; then kill whatever is left. A client dies at once, a
+    /// server reaps its children, a lab removes its namespaces.
+    pub fn stop_tree(&mut self) {
+        if self.try_status().is_some() {
+            return;
+        }
+        let _ = kill(Pid::from_raw(self.pid()), Signal::SIGTERM);
+        let deadline = Instant::now() + GRACE;
+        while self.try_status().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         self.kill_tree();
+    }
+}
+
+impl Drop for Proc {
+    /// A test that fails half-way still leaves nothing behind.
+    fn drop(&mut self) {
+        self.stop_tree();
     }
 }
