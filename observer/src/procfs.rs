@@ -275,6 +275,22 @@ pub struct Process {
     /// one: `read(4)`. Empty while running, or if /proc/PID/syscall is not
     /// readable (another user's process, without root).
     pub syscall: String,
+    /// The command line (`ps -o args`), read once when the process is
+    /// first seen (empty until then, and for zombies, which have none).
+    pub args: String,
+}
+
+/// `/proc/PID/cmdline`, its NUL-separated arguments joined by spaces.
+pub fn cmdline(pid: i32) -> String {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| {
+            raw.split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
 }
 
 /// Read a process from /proc; `None` if it no longer exists.
@@ -303,6 +319,7 @@ pub fn process(pid: i32) -> Option<Process> {
         comm,
         wchan,
         syscall,
+        args: String::new(),
     })
 }
 

@@ -551,7 +551,8 @@ impl Tracker {
         let mut events = Vec::new();
         for (pid, reading) in readings {
             match (reading, self.procs.remove(&pid)) {
-                (Some(process), None) => {
+                (Some(mut process), None) => {
+                    process.args = procfs::cmdline(pid);
                     let zombie_since = (process.state == 'Z').then_some(now);
                     events.push(self.event(
                         now,
@@ -570,7 +571,9 @@ impl Tracker {
                         },
                     );
                 }
-                (Some(process), Some(mut tracked)) => {
+                (Some(mut process), Some(mut tracked)) => {
+                    // The command line does not change while we watch.
+                    process.args.clone_from(&tracked.process.args);
                     if process.state == 'Z' {
                         let since = *tracked.zombie_since.get_or_insert(now);
                         tracked.process = process;
@@ -693,6 +696,7 @@ fn process_json(p: &Process) -> serde_json::Map<String, Value> {
     m.insert("syscall".into(), json!(p.syscall));
     m.insert("meaning".into(), json!(procfs::waiting_for(p)));
     m.insert("comm".into(), json!(p.comm));
+    m.insert("args".into(), json!(p.args));
     m
 }
 
@@ -989,6 +993,9 @@ impl Event {
             }
             Kind::Process { process, change } => {
                 let what = match change {
+                    ProcChange::New if !process.args.is_empty() => {
+                        format!("watching `{}`: {}", process.args, doing(process))
+                    }
                     ProcChange::New => format!("watching: {}", doing(process)),
                     ProcChange::Changed { state, wchan } => {
                         format!(
@@ -1602,6 +1609,7 @@ mod tests {
             comm: "echo-server".into(),
             wchan: String::new(),
             syscall: String::new(),
+            args: String::new(),
         };
         t.processes(at(start, 0), vec![(99_999_999, Some(p('S')))]);
         // A zombie for an instant: not yet worth an alarm.
