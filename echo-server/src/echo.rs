@@ -24,6 +24,8 @@ pub enum EchoEnd {
     PeerClosed { bytes: u64 },
     /// `--close-after`: we echoed enough and will close first.
     LimitReached { bytes: u64 },
+    /// The server is shutting down (SIGINT/SIGTERM) and closes first.
+    Stopped { bytes: u64 },
     /// A read or write failed: ECONNRESET (the client sent RST) on read,
     /// EPIPE or ECONNRESET on write (the client is gone).
     Failed {

@@ -124,7 +124,7 @@ pub fn finish(
                 hold(delay);
             }
         }
-        EchoEnd::LimitReached { bytes } => {
+        EchoEnd::LimitReached { bytes } | EchoEnd::Stopped { bytes } => {
             // We close first: we are the active closer, and it is on this
             // side that the connection will spend TIME_WAIT.
             events::emit(&Event::ServerClosed { peer, pid, bytes });

@@ -85,7 +85,14 @@ pub fn serve(listener: Socket, config: &Config) -> Summary {
                     pid,
                     handler: Handler::Thread(tid),
                 });
-                let end = echo::str_echo(&*conn, config.close_after);
+                let mut end = echo::str_echo(&*conn, config.close_after);
+                if let echo::EchoEnd::PeerClosed { bytes } = end {
+                    if *lock(&shared_for_thread.stopping) {
+                        // Our own shutdown(SHUT_RDWR) at SIGTERM woke the
+                        // read(): the server closed first, not the client.
+                        end = echo::EchoEnd::Stopped { bytes };
+                    }
+                }
                 // Forget the connection before closing it. Dropping our Arc
                 // in finish() closes the socket (a shutdown in progress may
                 // hold a second reference for an instant).
