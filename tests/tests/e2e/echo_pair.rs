@@ -298,6 +298,11 @@ fn sigterm_leaves_no_process_behind() {
         assert!(procfs::info(server_pid).is_none());
         let summary = events.iter().find(|l| l.event == "summary").unwrap();
         assert_eq!(summary.num("zombies-left"), Some(0));
+        if mode == "thread" {
+            // The server ended those connections: it says it closed first.
+            let closed = events.iter().filter(|l| l.event == "server-closed").count();
+            assert_eq!(closed, 3, "{events:?}");
+        }
         for client in clients {
             // The server's end closed: the lockstep client exits at EOF of stdin.
             let _ = client.finish(T).unwrap();
