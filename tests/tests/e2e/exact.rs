@@ -1,11 +1,10 @@
 //! `observer --exact`: the kernel's tracepoint beside inet_diag (root).
 
-use std::path::Path;
 use std::time::Duration;
 
 use lifecycle::echo::{Client, Server};
 use lifecycle::observer::{EventExt, Observer};
-use lifecycle::spawn::{Input, Proc};
+use lifecycle::spawn::Input;
 use serde_json::Value;
 
 use crate::{needs_root, setup};
@@ -150,19 +149,12 @@ fn without_root_exact_falls_back_to_sampling() {
     if !needs_root("switching to an ordinary user") {
         return;
     }
-    let bin = lifecycle::bins::binaries().unwrap().observer.clone();
-    let mut command = std::process::Command::new("runuser");
-    command.args(["-u", "nobody", "--"]).arg(&bin).args([
-        "--exact",
-        "--duration",
-        "0.3s",
-        "--json",
-    ]);
-    if !Path::new("/usr/sbin/runuser").exists() && !Path::new("/sbin/runuser").exists() {
+    let Some((mut proc, _dir)) =
+        crate::observer_as_nobody(&["--exact", "--duration", "0.3s", "--json"])
+    else {
         eprintln!("SKIPPED: no runuser");
         return;
-    }
-    let mut proc = Proc::spawn_command(command, Input::Null).unwrap();
+    };
     assert!(
         proc.wait_exit(T).unwrap().success(),
         "{}",

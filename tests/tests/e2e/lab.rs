@@ -125,12 +125,11 @@ fn without_root_the_lab_says_so_and_exits_2() {
     if !needs_root("switching to an ordinary user") {
         return;
     }
-    let mut command = std::process::Command::new("runuser");
-    command
-        .args(["-u", "nobody", "--"])
-        .arg(&binaries().unwrap().observer)
-        .args(["lab", "--name", "echolab-nobody"]);
-    let mut proc = Proc::spawn_command(command, Input::Null).unwrap();
+    let Some((mut proc, _dir)) = crate::observer_as_nobody(&["lab", "--name", "echolab-nobody"])
+    else {
+        eprintln!("SKIPPED: no runuser");
+        return;
+    };
     let status = proc.wait_exit(T).unwrap();
     let stderr = proc.stderr.text();
     assert_eq!(status.code(), Some(2), "{stderr}");

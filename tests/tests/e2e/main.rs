@@ -29,3 +29,42 @@ pub fn needs_root(why: &str) -> bool {
     eprintln!("SKIPPED: needs root: {why}");
     false
 }
+
+/// Run the observer with `args` as the ordinary user `nobody` (root only:
+/// runuser), from a copy in a fresh world-readable directory, since the
+/// build directory may sit where nobody cannot enter (/root). The copy is
+/// removed when the returned guard is dropped. `None`: runuser is missing.
+pub fn observer_as_nobody(args: &[&str]) -> Option<(lifecycle::spawn::Proc, TempDir)> {
+    use std::os::unix::fs::PermissionsExt;
+    let runuser = ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    let dir = TempDir(std::env::temp_dir().join(format!(
+        "echo-lab-nobody-{}-{}",
+        std::process::id(),
+        args.join("_").replace(['/', ' '], "")
+    )));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.0.join("observer");
+    std::fs::copy(&lifecycle::bins::binaries().unwrap().observer, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut command = std::process::Command::new(runuser);
+    command
+        .args(["-u", "nobody", "--"])
+        .arg(&copy)
+        .args(args)
+        .current_dir(&dir.0);
+    let proc =
+        lifecycle::spawn::Proc::spawn_command(command, lifecycle::spawn::Input::Null).unwrap();
+    Some((proc, dir))
+}
+
+/// A directory removed, with its contents, when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
