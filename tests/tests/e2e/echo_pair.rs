@@ -510,3 +510,31 @@ fn emfile_is_logged_backed_off_and_recovered_from() {
     waiting.read_exact(&mut back).unwrap();
     assert_eq!(&back, b"finally\n");
 }
+
+/// A host name resolves (getaddrinfo), and each address is tried in turn:
+/// `localhost` may give ::1 first, where nothing listens, then 127.0.0.1.
+#[test]
+fn a_host_name_resolves_and_each_address_is_tried() {
+    setup();
+    let server = Server::start(&["--bind", "127.0.0.1"]).unwrap();
+    let port = server.port().to_string();
+    let mut proc = Proc::spawn(
+        &binaries().unwrap().client,
+        ["localhost", &port],
+        Input::Pipe,
+    )
+    .unwrap();
+    proc.write_stdin(b"by name\n").unwrap();
+    proc.close_stdin();
+    assert!(
+        proc.wait_exit(T).unwrap().success(),
+        "{}",
+        proc.stderr.text()
+    );
+    assert_eq!(proc.stdout.bytes(), b"by name\n");
+    assert!(
+        proc.stderr.text().contains(&format!("-> 127.0.0.1:{port}")),
+        "{}",
+        proc.stderr.text()
+    );
+}
