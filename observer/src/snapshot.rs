@@ -34,11 +34,7 @@ pub struct Snapshot {
 pub fn take(socket: &mut DiagSocket, query: &Query, owners: bool) -> Result<Snapshot, DiagError> {
     let sockets = socket.dump(query)?;
     let inodes: HashSet<u32> = if owners {
-        sockets
-            .iter()
-            .map(|s| s.inode)
-            .filter(|&i| i != 0)
-            .collect()
+        crate::diag::inodes(&sockets)
     } else {
         HashSet::new()
     };

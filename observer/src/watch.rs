@@ -1161,6 +1161,69 @@ pub struct Options {
     pub exact: bool,
 }
 
+/// One network namespace's sockets and the processes holding them, polled:
+/// what the watch runs, and what the lab runs on each of its two hosts.
+pub struct Poller {
+    pub diag: DiagSocket,
+    pub tracker: Tracker,
+    owners: procfs::OwnerCache,
+    /// Processes watched besides the sockets' owners (`--pid`).
+    pids: Vec<i32>,
+}
+
+/// What one poll produced.
+pub struct Polled {
+    pub events: Vec<Event>,
+    /// A socket of another user has no owner we could see (not root).
+    pub owners_hidden: bool,
+}
+
+impl Poller {
+    pub fn new(diag: DiagSocket, tracker: Tracker, pids: Vec<i32>) -> Poller {
+        Poller {
+            diag,
+            tracker,
+            owners: procfs::OwnerCache::default(),
+            pids,
+        }
+    }
+
+    /// Dump the sockets, find their owners, compare with the last poll,
+    /// read the watched processes.
+    pub fn poll(&mut self, now: Instant, query: &Query) -> Result<Polled, DiagError> {
+        // Both families wanted: one walk of the kernel's tables with the
+        // seed's compat request instead of two v2 dumps (half the kernel
+        // time per poll; `observer explain --legacy` shows why).
+        let sockets = if query.ipv4 && query.ipv6 {
+            self.diag.dump_legacy(query)?
+        } else {
+            self.diag.dump(query)?
+        };
+        let proc_set = self.tracker.watch_set(&Owners::default(), &self.pids);
+        let owners = self
+            .owners
+            .update(now, crate::diag::inodes(&sockets), &proc_set)
+            .clone();
+        let me = nix::unistd::getuid().as_raw();
+        let owners_hidden = owners.denied
+            && !nix::unistd::geteuid().is_root()
+            && sockets
+                .iter()
+                .any(|s| s.inode != 0 && owners.of(s.inode).is_empty() && s.uid != me);
+        let mut events = self.tracker.poll(now, sockets, &owners);
+        let watched = self.tracker.watch_set(&owners, &self.pids);
+        let readings = watched
+            .into_iter()
+            .map(|pid| (pid, procfs::process(pid)))
+            .collect();
+        events.extend(self.tracker.processes(now, readings));
+        Ok(Polled {
+            events,
+            owners_hidden,
+        })
+    }
+}
+
 /// The tracepoint source of `--exact`, when it could be set up.
 struct Exact {
     instance: crate::exact::Instance,
@@ -1249,11 +1312,12 @@ impl Timeline<'_> {
 
 /// Run until SIGINT/SIGTERM (or `--duration`), printing the timeline.
 pub fn run(options: &Options, style: Style, stop: &dyn Fn() -> bool) -> Result<(), DiagError> {
-    let mut diag = DiagSocket::open_in(options.netns.as_deref())?;
+    let diag = DiagSocket::open_in(options.netns.as_deref())?;
     let mut events_socket = EventSocket::open(options.netns.as_deref());
     let start = Instant::now();
     let start_mono = crate::exact::monotonic_now();
-    let mut tracker = Tracker::new(start, options.query.port);
+    let tracker = Tracker::new(start, options.query.port);
+    let mut poller = Poller::new(diag, tracker, options.pids.clone());
     let mut exact = None;
     if options.exact {
         match Exact::start(options.query.port, start_mono) {
@@ -1286,53 +1350,26 @@ pub fn run(options: &Options, style: Style, stop: &dyn Fn() -> bool) -> Result<(
         style,
         out: std::io::stdout().lock(),
     };
-    let mut owner_cache = procfs::OwnerCache::default();
     let mut warned_hidden = false;
     let mut announced = false;
     let mut slowed = false;
     loop {
         if stop() || options.duration.is_some_and(|d| start.elapsed() >= d) {
             if let Some(e) = exact.as_mut() {
-                timeline.push(e.drain(&mut tracker));
+                timeline.push(e.drain(&mut poller.tracker));
             }
             timeline.flush(start.elapsed(), true);
             return Ok(());
         }
         let now = Instant::now();
-        // Both families wanted: one walk of the kernel's tables with the
-        // seed's compat request instead of two v2 dumps (half the kernel
-        // time per poll; `observer explain --legacy` shows why).
-        let sockets = if options.query.ipv4 && options.query.ipv6 {
-            diag.dump_legacy(&options.query)?
-        } else {
-            diag.dump(&options.query)?
-        };
-        let proc_set: HashSet<i32> = tracker.watch_set(&Owners::default(), &options.pids);
-        let inodes = sockets
-            .iter()
-            .map(|s| s.inode)
-            .filter(|&i| i != 0)
-            .collect();
-        let owners = owner_cache.update(now, inodes, &proc_set).clone();
-        if owners.denied && !warned_hidden && !nix::unistd::geteuid().is_root() {
-            let me = nix::unistd::getuid().as_raw();
-            if sockets
-                .iter()
-                .any(|s| s.inode != 0 && owners.of(s.inode).is_empty() && s.uid != me)
-            {
-                eprintln!("observer: not root: owners of other users' sockets are not shown");
-                warned_hidden = true;
-            }
+        let polled = poller.poll(now, &options.query)?;
+        if polled.owners_hidden && !warned_hidden {
+            eprintln!("observer: not root: owners of other users' sockets are not shown");
+            warned_hidden = true;
         }
-        timeline.push(tracker.poll(now, sockets, &owners));
-        let watched = tracker.watch_set(&owners, &options.pids);
-        let readings = watched
-            .into_iter()
-            .map(|pid| (pid, procfs::process(pid)))
-            .collect();
-        timeline.push(tracker.processes(now, readings));
+        timeline.push(polled.events);
         if let Some(e) = exact.as_mut() {
-            timeline.push(e.drain(&mut tracker));
+            timeline.push(e.drain(&mut poller.tracker));
         }
         if !timeline.flush(now - start, false) {
             return Ok(());
@@ -1373,12 +1410,14 @@ pub fn run(options: &Options, style: Style, stop: &dyn Fn() -> bool) -> Result<(
                 render::elapsed(interval),
                 render::elapsed(options.interval)
             );
-            timeline.push(vec![tracker.event(Instant::now(), Kind::Note { text })]);
+            timeline.push(vec![
+                poller.tracker.event(Instant::now(), Kind::Note { text }),
+            ]);
         }
         // Until the next poll: take the destroy notifications as they come.
         if wait_for_destroys(
             &mut events_socket,
-            &mut tracker,
+            &mut poller.tracker,
             &mut timeline,
             now + interval,
             stop,

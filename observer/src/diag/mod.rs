@@ -16,6 +16,16 @@ pub use socket::{DiagSocket, EventSocket};
 
 use nix::errno::Errno;
 
+/// The inodes of the sockets that have a file (0: TIME_WAIT, request
+/// sockets, orphans), for the owner scan.
+pub fn inodes(sockets: &[SockInfo]) -> std::collections::HashSet<u32> {
+    sockets
+        .iter()
+        .map(|s| s.inode)
+        .filter(|&i| i != 0)
+        .collect()
+}
+
 /// The pending timer of a socket (`idiag_timer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timer {

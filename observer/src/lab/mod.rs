@@ -35,10 +35,9 @@ use serde_json::{Value, json};
 
 use crate::diag::{DiagSocket, EventSocket, Query};
 use crate::netns;
-use crate::procfs;
 use crate::render::{self, Style};
 use crate::roles::Role;
-use crate::watch::{Event, Tracker};
+use crate::watch::{Event, Poller, Tracker};
 use segment::{Ladder, Segment};
 use wire::{Dir, Fate, Wire};
 
@@ -332,13 +331,12 @@ fn sibling(name: &str) -> String {
         .map_or(name.to_string(), |p| p.display().to_string())
 }
 
-/// One side of the lab, seen through inet_diag.
+/// One side of the lab, seen through inet_diag (a netlink socket opened
+/// inside its namespace), polled the way the watch polls.
 struct Host {
     side: Side,
-    diag: DiagSocket,
     events: Option<EventSocket>,
-    tracker: Tracker,
-    owners: procfs::OwnerCache,
+    poller: Poller,
 }
 
 impl Host {
@@ -349,45 +347,24 @@ impl Host {
             Side::Client => Role::Client,
             Side::Server => Role::Server,
         };
+        let tracker = Tracker::new(start, None).with_fallback_role(fallback);
         Ok(Host {
             side,
-            diag,
             events: EventSocket::open(Some(&ns)),
-            tracker: Tracker::new(start, None).with_fallback_role(fallback),
-            owners: procfs::OwnerCache::default(),
+            poller: Poller::new(diag, tracker, Vec::new()),
         })
     }
 
     fn poll(&mut self, now: Instant) -> Result<Vec<Event>, LabError> {
         if let Some(ev) = self.events.as_mut() {
-            let drained = ev.drain();
-            for info in drained.destroyed {
-                self.tracker.destroyed(now, info);
+            for info in ev.drain().destroyed {
+                self.poller.tracker.destroyed(now, info);
             }
         }
-        let sockets = self
-            .diag
-            .dump(&Query::all())
-            .map_err(|e| LabError::Setup(e.to_string()))?;
-        let inodes = sockets
-            .iter()
-            .map(|s| s.inode)
-            .filter(|&i| i != 0)
-            .collect();
-        let watch = self.tracker.watch_set(&procfs::Owners::default(), &[]);
-        let owners = self.owners.update(now, inodes, &watch).clone();
-        let mut events = self.tracker.poll(now, sockets, &owners);
-        let watched = self.tracker.watch_set(&owners, &[]);
-        events.extend(
-            self.tracker.processes(
-                now,
-                watched
-                    .into_iter()
-                    .map(|p| (p, procfs::process(p)))
-                    .collect(),
-            ),
-        );
-        Ok(events)
+        self.poller
+            .poll(now, &Query::all())
+            .map(|polled| polled.events)
+            .map_err(|e| LabError::Setup(e.to_string()))
     }
 }
 
