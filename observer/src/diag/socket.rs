@@ -398,30 +398,20 @@ mod tests {
         let v6 = std::net::TcpListener::bind("[::1]:0").unwrap();
         let _c4 = std::net::TcpStream::connect(v4.local_addr().unwrap()).unwrap();
         let _c6 = std::net::TcpStream::connect(v6.local_addr().unwrap()).unwrap();
-        let key = |s: &SockInfo| (s.state as u8, s.local, s.remote, s.inode);
+        let keys = |sockets: Vec<SockInfo>| -> std::collections::BTreeSet<_> {
+            sockets
+                .iter()
+                .map(|s| (s.state as u8, s.local, s.remote, s.inode))
+                .collect()
+        };
         let mut socket = DiagSocket::open().unwrap();
         // Other tests open and close sockets meanwhile, and TIME_WAIT entries
         // expire: retry until all three dumps agree.
         let mut last = None;
         for _ in 0..50 {
-            let before: std::collections::BTreeSet<_> = socket
-                .dump(&Query::all())
-                .unwrap()
-                .iter()
-                .map(key)
-                .collect();
-            let legacy: std::collections::BTreeSet<_> = socket
-                .dump_legacy(&Query::all())
-                .unwrap()
-                .iter()
-                .map(key)
-                .collect();
-            let after: std::collections::BTreeSet<_> = socket
-                .dump(&Query::all())
-                .unwrap()
-                .iter()
-                .map(key)
-                .collect();
+            let before = keys(socket.dump(&Query::all()).unwrap());
+            let legacy = keys(socket.dump_legacy(&Query::all()).unwrap());
+            let after = keys(socket.dump(&Query::all()).unwrap());
             if before == after && legacy == before {
                 let families: std::collections::BTreeSet<bool> =
                     legacy.iter().map(|k| k.1.is_ipv6()).collect();
