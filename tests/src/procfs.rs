@@ -19,12 +19,10 @@ pub fn info(pid: i32) -> Option<ProcInfo> {
 /// `/proc/PID/syscall` starts with the call's number while it sleeps in it.
 /// (wchan cannot tell: read() and write() on a socket both sleep in
 /// wait_woken.)
+/// (For a process, the question is asked of its main thread, as
+/// `/proc/PID/syscall` does.)
 pub fn blocked_in(pid: i32, nr: i64) -> bool {
-    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/syscall")) else {
-        return false;
-    };
-    let state = info(pid).map(|p| p.state);
-    state == Some('S') && text.split_whitespace().next() == Some(&nr.to_string())
+    blocked_in_task(pid, pid, nr)
 }
 
 /// The same for one thread (task) of a process.
