@@ -350,9 +350,16 @@ fn run_snapshot(args: &SnapshotArgs, style: Style) -> Result<(), String> {
     // One large buffer, flushed once: stdout is line-buffered, and 10,000
     // rows would otherwise be 10,000 write() calls.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    snapshot::print(&snap, args.filter.json, style, &mut out)
+    match snapshot::print(&snap, args.filter.json, style, &mut out)
         .and_then(|()| std::io::Write::flush(&mut out))
-        .map_err(|e| e.to_string())?;
+    {
+        // `observer snapshot --all | head`: the reader left. Rust ignores
+        // SIGPIPE, so the write fails with EPIPE instead of killing us;
+        // like a program killed by SIGPIPE, say nothing.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+        Ok(()) => {}
+    }
     if snap.owners_hidden {
         eprintln!("observer: not root: owners of other users' sockets are not shown");
     }

@@ -118,14 +118,27 @@ fn socket_inode_at(dir: &std::os::fd::OwnedFd, fd: i32) -> Option<u32> {
 }
 
 /// Find the holders of `inodes` among `pids`.
-///
-/// The descriptors of all processes are cut into chunks that the machine's
-/// cores read in parallel.
 pub fn scan(pids: impl IntoIterator<Item = i32>, inodes: &HashSet<u32>) -> Owners {
-    let mut owners = Owners::default();
     if inodes.is_empty() {
-        return owners;
+        return Owners::default();
     }
+    scan_where(pids, |inode| inodes.contains(&inode))
+}
+
+/// The holders of every socket among `pids`, before knowing which sockets
+/// are wanted: `snapshot` runs this while the kernel answers its dump
+/// (`ss -p` also reads /proc first, then dumps).
+pub fn scan_all(pids: impl IntoIterator<Item = i32>) -> Owners {
+    scan_where(pids, |_| true)
+}
+
+/// The descriptors of all processes are cut into chunks that the machine's
+/// cores read in parallel. Each descriptor costs a readlinkat() that looks
+/// the number up in /proc/PID/fd (never in RCU mode: the fd entries
+/// revalidate under a lock), so this is the most expensive part of any
+/// owner lookup, here and in `ss -p`.
+fn scan_where(pids: impl IntoIterator<Item = i32>, wanted: impl Fn(u32) -> bool + Sync) -> Owners {
+    let mut owners = Owners::default();
     let mut dirs = Vec::new();
     for pid in pids {
         match open_fd_dir(pid) {
@@ -155,7 +168,7 @@ pub fn scan(pids: impl IntoIterator<Item = i32>, inodes: &HashSet<u32>) -> Owner
                         };
                         for &fd in *fds {
                             if let Some(inode) = socket_inode_at(&dir.dir, fd) {
-                                if inodes.contains(&inode) {
+                                if wanted(inode) {
                                     found.push((dir.pid, fd, inode));
                                 }
                             }

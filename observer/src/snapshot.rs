@@ -3,7 +3,7 @@
 //! What `ss -tanep` shows, with the kernel's state names, the timer's
 //! remaining time, and every process holding each socket.
 
-use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::io::Write;
 
 use serde_json::{Value, json};
@@ -31,15 +31,22 @@ pub struct Snapshot {
 
 /// Dump, find owners (unless `owners` is false), assign roles, sort pairs
 /// together.
+///
+/// The dump and the owner scan are independent until they are joined by
+/// inode, so the scan of /proc runs on other threads while this one waits
+/// for the kernel's answer (with 10,000 sockets both take milliseconds).
+/// Like `ss -p`, the two are not one atomic picture: a socket opened
+/// between the scan and the dump is shown without its owner.
 pub fn take(socket: &mut DiagSocket, query: &Query, owners: bool) -> Result<Snapshot, DiagError> {
-    let sockets = socket.dump(query)?;
-    let inodes: HashSet<u32> = if owners {
-        crate::diag::inodes(&sockets)
-    } else {
-        HashSet::new()
-    };
-    let owners = procfs::scan(procfs::all_pids(), &inodes);
-    Ok(build(sockets, &owners, query.port))
+    std::thread::scope(|threads| {
+        let scan = owners.then(|| threads.spawn(|| procfs::scan_all(procfs::all_pids())));
+        let sockets = socket.dump_one_walk(query)?;
+        let owners = match scan {
+            Some(scan) => scan.join().unwrap_or_default(),
+            None => Owners::default(),
+        };
+        Ok(build(sockets, &owners, query.port))
+    })
 }
 
 /// Combine a dump with owners (separate so tests can feed fixtures).
@@ -123,28 +130,43 @@ pub fn print(
         }
         return Ok(());
     }
-    let mut rows = vec![
-        [
-            "State", "Recv-Q", "Send-Q", "Local", "Peer", "Role", "Timer", "UID", "Inode", "Owners",
-        ]
-        .iter()
-        .map(|h| style.bold(h))
-        .collect::<Vec<_>>(),
-    ];
+    let mut table = render::Table::with_capacity(snapshot.rows.len() + 1, 10, 96);
+    for heading in [
+        "State", "Recv-Q", "Send-Q", "Local", "Peer", "Role", "Timer", "UID", "Inode", "Owners",
+    ] {
+        table.cell(&style.bold(heading));
+    }
+    table.end_row();
     for row in &snapshot.rows {
         let info = &row.info;
-        rows.push(vec![
-            style.state(info.state),
-            info.recv_q.to_string(),
-            info.send_q.to_string(),
-            render::addr(info.local),
-            render::remote(info),
-            row.role.name().to_string(),
-            render::timer(info),
-            info.uid.to_string(),
-            info.inode.to_string(),
-            owners_text(&row.owners),
-        ]);
+        if style.color {
+            table.cell(&style.state(info.state));
+        } else {
+            table.cell(info.state.name());
+        }
+        table.cell_with(|t| render::push_decimal(t, info.recv_q.into()));
+        table.cell_with(|t| render::push_decimal(t, info.send_q.into()));
+        table.cell_with(|t| render::push_addr(t, info.local));
+        if info.state == crate::tcp_state::TcpState::Listen {
+            table.cell("*"); // a listener has no peer
+        } else {
+            table.cell_with(|t| render::push_addr(t, info.remote));
+        }
+        table.cell(row.role.name());
+        match info.timer {
+            crate::diag::Timer::Off => table.cell("-"),
+            _ => table.cell(&render::timer(info)),
+        }
+        table.cell_with(|t| render::push_decimal(t, info.uid.into()));
+        table.cell_with(|t| render::push_decimal(t, info.inode.into()));
+        table.cell_with(|text| {
+            for (i, owner) in row.owners.iter().enumerate() {
+                let gap = if i == 0 { "" } else { " " };
+                // Writing to a String cannot fail.
+                let _ = write!(text, "{gap}{owner}");
+            }
+        });
+        table.end_row();
     }
-    out.write_all(render::table(&rows).as_bytes())
+    table.write_to(out)
 }

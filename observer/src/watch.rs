@@ -1191,14 +1191,9 @@ impl Poller {
     /// Dump the sockets, find their owners, compare with the last poll,
     /// read the watched processes.
     pub fn poll(&mut self, now: Instant, query: &Query) -> Result<Polled, DiagError> {
-        // Both families wanted: one walk of the kernel's tables with the
-        // seed's compat request instead of two v2 dumps (half the kernel
-        // time per poll; `observer explain --legacy` shows why).
-        let sockets = if query.ipv4 && query.ipv6 {
-            self.diag.dump_legacy(query)?
-        } else {
-            self.diag.dump(query)?
-        };
+        // One walk of the kernel's tables for both families (half the
+        // kernel time per poll; `observer explain --legacy` shows why).
+        let sockets = self.diag.dump_one_walk(query)?;
         let proc_set = self.tracker.watch_set(&Owners::default(), &self.pids);
         let owners = self
             .owners

@@ -225,6 +225,19 @@ impl DiagSocket {
         Ok(sockets)
     }
 
+    /// The cheapest dump that answers `query`: when both families are
+    /// wanted, one walk of the kernel's tables with the seed's compat
+    /// request instead of two v2 dumps (each walk visits all 262,144
+    /// buckets of the connection hash, empty or not: about 1 ms on an idle
+    /// machine); otherwise one v2 dump of the one family.
+    pub fn dump_one_walk(&mut self, query: &Query) -> Result<Vec<SockInfo>, DiagError> {
+        if query.ipv4 && query.ipv6 {
+            self.dump_legacy(query)
+        } else {
+            self.dump(query)
+        }
+    }
+
     /// The raw descriptor, for `explain`'s own sendmsg().
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
         self.socket.as_raw_fd()
