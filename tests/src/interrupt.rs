@@ -42,6 +42,11 @@ pub fn untrack(pid: i32) {
     lock(&LIVE).retain(|&p| p != pid);
 }
 
+/// The programs started and not yet ended.
+pub fn live() -> Vec<i32> {
+    lock(&LIVE).clone()
+}
+
 /// A temporary file exists / was removed.
 pub fn track_file(path: PathBuf) {
     lock(&TEMP_FILES).push(path);

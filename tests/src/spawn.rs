@@ -179,10 +179,8 @@ impl Proc {
                 Ok(())
             });
         }
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("cannot start {label}"))?;
-        crate::interrupt::track(child.id() as i32);
+        let mut child =
+            spawn_tracked(&mut command).with_context(|| format!("cannot start {label}"))?;
         let stdout = Capture::start(child.stdout.take().context("stdout")?);
         let stderr = Capture::start(child.stderr.take().context("stderr")?);
         Ok(Proc {
@@ -293,6 +291,70 @@ impl Proc {
             }
         }
     }
+}
+
+/// Held while a child is started and recorded, and while the orphan
+/// reaper looks: a child we started is always recorded before the reaper
+/// can see it.
+static SPAWNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Start `command` and record its pid (for Ctrl-C, and so that the orphan
+/// reaper leaves it to its owner). Every child of a program that runs
+/// [`reap_adopted_orphans`] must be started this way.
+pub fn spawn_tracked(command: &mut Command) -> std::io::Result<Child> {
+    let _spawning = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
+    let child = command.spawn()?;
+    crate::interrupt::track(child.id() as i32);
+    Ok(child)
+}
+
+/// Run `command` to completion (tracked, see [`spawn_tracked`]).
+pub fn status_tracked(command: &mut Command) -> std::io::Result<ExitStatus> {
+    output_tracked(command).map(|out| out.status)
+}
+
+/// Run `command` to completion, its stdout captured unless it was
+/// redirected already (tracked, see [`spawn_tracked`]).
+pub fn output_tracked(command: &mut Command) -> std::io::Result<std::process::Output> {
+    let child = spawn_tracked(command)?;
+    let pid = child.id() as i32;
+    let output = child.wait_with_output();
+    crate::interrupt::untrack(pid);
+    output
+}
+
+/// As a subreaper (`procfs::become_subreaper`) we inherit the orphans of
+/// the servers we start: socat's `cat`, left running when its socat child
+/// exits, comes to us, and when it exits it is our zombie. Nobody else
+/// will wait() for it; this thread does, every 20 ms, for each zombie
+/// child of ours that we did not start ourselves. (Our children are listed
+/// in /proc/self/task/TID/children: no scan of all of /proc.)
+pub fn reap_adopted_orphans() {
+    std::thread::spawn(|| {
+        loop {
+            std::thread::sleep(Duration::from_millis(20));
+            let _spawning = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
+            let ours = crate::interrupt::live();
+            let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+                continue;
+            };
+            let children: Vec<i32> = tasks
+                .flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+                .flat_map(|list| {
+                    list.split_whitespace()
+                        .filter_map(|p| p.parse().ok())
+                        .collect::<Vec<i32>>()
+                })
+                .collect();
+            for pid in children {
+                let zombie = procfs::info(pid).is_some_and(|p| p.state == 'Z');
+                if zombie && !ours.contains(&pid) {
+                    let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+                }
+            }
+        }
+    });
 }
 
 /// How long a program gets to clean up after SIGTERM (a lab removing its

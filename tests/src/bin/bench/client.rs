@@ -57,14 +57,14 @@ fn batch(bytes: usize) -> Vec<u8> {
 /// Run `program args < input > output` with a deadline; seconds taken.
 fn run_batch(program: &Path, args: &[String], input: &Path, output: &Path) -> Result<f64> {
     let start = Instant::now();
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(std::fs::File::open(input)?)
-        .stdout(std::fs::File::create(output)?)
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", program.display()))?;
-    lifecycle::interrupt::track(child.id() as i32);
+    let mut child = lifecycle::spawn::spawn_tracked(
+        Command::new(program)
+            .args(args)
+            .stdin(std::fs::File::open(input)?)
+            .stdout(std::fs::File::create(output)?)
+            .stderr(Stdio::piped()),
+    )
+    .with_context(|| format!("cannot start {}", program.display()))?;
     let deadline = start + Duration::from_secs(300);
     let status = loop {
         if let Some(status) = child.try_wait()? {

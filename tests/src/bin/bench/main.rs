@@ -136,11 +136,12 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 /// Is `program` on the PATH (and runnable)?
 pub fn installed(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    lifecycle::spawn::status_tracked(
+        Command::new("sh")
+            .args(["-c", &format!("command -v {program}")])
+            .stdout(Stdio::null()),
+    )
+    .is_ok_and(|s| s.success())
 }
 
 /// Raise the soft limit on open files (inherited by the servers we start:
@@ -197,8 +198,10 @@ fn main() -> ExitCode {
     }
     // Ctrl-C: stop every server and client we started, remove temp files.
     lifecycle::interrupt::cleanup_on_signal();
-    // Orphans of the servers' children come to us, and we reap them.
+    // Orphans of the servers' children come to us (socat's and ncat's
+    // `cat`s, thousands in a run), and a thread of ours reaps them.
     lifecycle::procfs::become_subreaper();
+    lifecycle::spawn::reap_adopted_orphans();
     let result = match cli.command {
         Some(Extra::Fidelity) => wire::bench_fidelity(),
         Some(Extra::Relay) => wire::bench_relay(),

@@ -51,9 +51,7 @@ pub fn crowd(established: usize, time_wait: usize) -> Result<Crowd> {
 /// (all TCP sockets, of which TIME_WAIT) in this network namespace, by ss.
 fn census() -> (usize, usize) {
     let count = |args: &[&str]| {
-        Command::new("ss")
-            .args(args)
-            .output()
+        lifecycle::spawn::output_tracked(Command::new("ss").args(args).stdout(Stdio::piped()))
             .map(|o| {
                 o.stdout
                     .split(|&b| b == b'\n')
@@ -69,11 +67,12 @@ fn census() -> (usize, usize) {
 /// Wall time of one run of a command, output discarded, in ms.
 fn time_once(program: &str, args: &[String]) -> Result<f64> {
     let start = Instant::now();
-    let status = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()?;
+    let status = lifecycle::spawn::status_tracked(
+        Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )?;
     ensure!(status.success(), "{program} {args:?}: {status}");
     Ok(start.elapsed().as_secs_f64() * 1e3)
 }
