@@ -15,7 +15,7 @@ use nix::errno::Errno;
 
 /// UNP's MAXLINE is 4096; a larger buffer means fewer system calls for bulk
 /// data and changes nothing else.
-const BUF_SIZE: usize = 64 * 1024;
+pub const BUF_SIZE: usize = 64 * 1024;
 
 /// How an echo session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,10 +35,13 @@ pub enum EchoEnd {
     },
 }
 
-/// Echo until EOF, an error, or `close_after` bytes have been echoed.
-pub fn str_echo(conn: impl AsFd, close_after: Option<u64>) -> EchoEnd {
+/// Echo until EOF, an error, or `close_after` bytes have been echoed,
+/// through `buf` (whatever it holds is overwritten).
+///
+/// The caller owns the buffer: a forked child uses the one its parent
+/// allocated before forking (see `fork.rs`), a thread allocates its own.
+pub fn str_echo(conn: impl AsFd, close_after: Option<u64>, buf: &mut [u8]) -> EchoEnd {
     let fd = conn.as_fd();
-    let mut buf = vec![0u8; BUF_SIZE];
     let mut bytes: u64 = 0;
     loop {
         if close_after.is_some_and(|limit| bytes >= limit) {
@@ -46,7 +49,7 @@ pub fn str_echo(conn: impl AsFd, close_after: Option<u64>) -> EchoEnd {
         }
         // read() sleeps (wchan: wait_woken, under tcp_recvmsg) until data or
         // the FIN arrives.
-        let n = match nix::unistd::read(fd, &mut buf) {
+        let n = match nix::unistd::read(fd, buf) {
             Ok(0) => return EchoEnd::PeerClosed { bytes },
             Ok(n) => n,
             Err(Errno::EINTR) => continue,

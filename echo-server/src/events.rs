@@ -247,15 +247,51 @@ pub fn errno_name(errno: Errno) -> String {
 /// Errors are ignored on purpose: if stdout is gone (the reader of our pipe
 /// exited) the server keeps serving. SIGPIPE is ignored (see `signals.rs`),
 /// so such a write fails with EPIPE instead of killing us.
+///
+/// The line is formatted on the stack, not in a `String`: a forked child
+/// that touches the heap copies each page it writes (copy-on-write), and
+/// so does the parent while children share its pages. A line too long for
+/// the stack buffer (a long hint) falls back to the heap.
 pub fn emit(event: &Event) {
-    let line = format!("{event}\n");
-    write_all_fd1(line.as_bytes());
+    let mut line = StackLine::default();
+    if std::fmt::Write::write_fmt(&mut line, format_args!("{event}\n")).is_ok() {
+        write_all_fd1(&line.buf[..line.len]);
+    } else {
+        write_all_fd1(format!("{event}\n").as_bytes());
+    }
+}
+
+/// A fixed buffer that `write!` fills; an error once it is full.
+struct StackLine {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl Default for StackLine {
+    fn default() -> StackLine {
+        StackLine {
+            buf: [0; 512],
+            len: 0,
+        }
+    }
+}
+
+impl std::fmt::Write for StackLine {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let room = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        room.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 fn write_all_fd1(mut buf: &[u8]) {
-    let stdout = std::io::stdout();
+    // SAFETY: descriptor 1 is open for the whole life of the process (a
+    // closed stdout would only make write() fail, which we ignore).
+    let stdout = unsafe { std::os::fd::BorrowedFd::borrow_raw(libc::STDOUT_FILENO) };
     while !buf.is_empty() {
-        match nix::unistd::write(&stdout, buf) {
+        match nix::unistd::write(stdout, buf) {
             Ok(n) => buf = &buf[n..],
             Err(Errno::EINTR) => continue,
             Err(_) => return,
@@ -317,6 +353,17 @@ impl Line {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A line fits the stack buffer whole, or not at all (then the heap).
+    #[test]
+    fn stack_line_takes_a_line_or_refuses_it() {
+        use std::fmt::Write;
+        let mut line = StackLine::default();
+        writeln!(line, "accepted pid={}", 4100).unwrap();
+        assert_eq!(&line.buf[..line.len], b"accepted pid=4100\n");
+        let mut long = StackLine::default();
+        assert!(write!(long, "{}", "x".repeat(600)).is_err());
+    }
 
     /// Every event prints as one line that parses back to its fields.
     #[test]

@@ -85,7 +85,8 @@ pub fn serve(listener: Socket, config: &Config) -> Summary {
                     pid,
                     handler: Handler::Thread(tid),
                 });
-                let mut end = echo::str_echo(&*conn, config.close_after);
+                let mut end =
+                    echo::str_echo(&*conn, config.close_after, &mut vec![0; echo::BUF_SIZE]);
                 if let echo::EchoEnd::PeerClosed { bytes } = end {
                     if *lock(&shared_for_thread.stopping) {
                         // Our own shutdown(SHUT_RDWR) at SIGTERM woke the

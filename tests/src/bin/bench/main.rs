@@ -32,6 +32,7 @@ Examples:
   cargo build --release --workspace && target/release/bench
   target/release/bench --quick
   target/release/bench --only servers --json > servers.json
+  target/release/bench --only servers --server 'cfork=./cfork {port}'
 
 Exit status: 0 when every echo-lab program answered every workload
 correctly (speed targets missed, and peers that failed, are reported, not
@@ -57,6 +58,22 @@ struct Cli {
     /// One JSON document instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also measure this echo server, `NAME=COMMAND` with `{port}` where
+    /// its port goes (a student's C server, a reference): repeatable.
+    #[arg(long, value_name = "NAME=CMD", value_parser = parse_server)]
+    server: Vec<(String, String)>,
+}
+
+fn parse_server(text: &str) -> Result<(String, String), String> {
+    let (name, cmd) = text
+        .split_once('=')
+        .ok_or("--server takes NAME=COMMAND, e.g. 'cfork=./cfork {port}'")?;
+    if !cmd.contains("{port}") {
+        return Err(format!(
+            "--server {name}: the command needs {{port}} where the port goes"
+        ));
+    }
+    Ok((name.to_string(), cmd.to_string()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -245,7 +262,7 @@ fn compare(cli: &Cli) -> anyhow::Result<()> {
     }
     if wanted(Group::Servers) {
         progress(cli, "echo servers against socat and ncat");
-        servers::run(&mut report, &size)?;
+        servers::run(&mut report, &size, &cli.server)?;
     }
     report.notes.push(format!(
         "{} run on {}, {} cores, Linux {}; {} build; {:.0} s",

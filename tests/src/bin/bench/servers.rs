@@ -84,7 +84,11 @@ fn probe(addr: SocketAddr) -> Result<()> {
 
 /// The peers a user would pick, then ours. Missing programs are skipped
 /// with a line in the report.
-pub fn contenders(report: &mut Report, held: usize) -> Result<Vec<Contender>> {
+pub fn contenders(
+    report: &mut Report,
+    held: usize,
+    extra: &[(String, String)],
+) -> Result<Vec<Contender>> {
     let mut all = Vec::new();
     if installed("socat") {
         all.push(contender(
@@ -124,6 +128,11 @@ pub fn contenders(report: &mut Report, held: usize) -> Result<Vec<Contender>> {
     }
     all.push(ours("fork")?);
     all.push(ours("thread")?);
+    for (name, cmd) in extra {
+        // Through sh, like `lifecycle --server-cmd`: the command may carry
+        // its own arguments and redirections.
+        all.push(contender(name, "sh", &["-c", &format!("exec {cmd}")])?);
+    }
     Ok(all)
 }
 
@@ -132,8 +141,8 @@ pub const FORK: &str = "echo-server --mode fork";
 pub const THREAD: &str = "echo-server --mode thread";
 
 /// Every workload on every contender, `size.rounds` rounds.
-pub fn run(report: &mut Report, size: &Size) -> Result<()> {
-    let servers = contenders(report, size.held)?;
+pub fn run(report: &mut Report, size: &Size, extra: &[(String, String)]) -> Result<()> {
+    let servers = contenders(report, size.held, extra)?;
     let rate = |threads: usize| {
         format!("connection rate: connect, 32-byte echo, close; {threads} client thread(s)")
     };
