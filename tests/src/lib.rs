@@ -12,6 +12,7 @@
 //! - [`observer`]: a live `observer watch --json` and snapshots.
 //! - [`grade`]: `--server-cmd`, checks for any echo server.
 //! - [`interrupt`]: Ctrl-C stops everything and removes temporary files.
+//! - [`isolate`]: a network namespace of one's own for a piece of work.
 //! - [`procfs`]: process state, parent and wchan from /proc; subreaping.
 //! - [`story`]: a scenario's narrated timeline and verdict.
 //! - [`scenarios`]: the lessons, each a scenario.
@@ -21,6 +22,7 @@ pub mod bins;
 pub mod echo;
 pub mod grade;
 pub mod interrupt;
+pub mod isolate;
 pub mod lab;
 pub mod observer;
 pub mod procfs;

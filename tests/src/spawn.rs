@@ -150,7 +150,21 @@ impl Proc {
         Self::spawn_command(command, input)
     }
 
-    pub fn spawn_command(mut command: Command, input: Input<'_>) -> Result<Proc> {
+    pub fn spawn_command(command: Command, input: Input<'_>) -> Result<Proc> {
+        Self::spawn_with(command, input, false)
+    }
+
+    /// Start `command` as a person would in a terminal: stdout and stderr
+    /// through one pipe, so the lines come in the order the program wrote
+    /// them (what `stdout` captures; `stderr` stays empty), stdin a pipe,
+    /// and a process group of its own, so that [`Proc::interrupt`] reaches
+    /// a whole pipeline, as Ctrl-C does.
+    pub fn spawn_terminal(mut command: Command) -> Result<Proc> {
+        command.process_group(0);
+        Self::spawn_with(command, Input::Pipe, true)
+    }
+
+    fn spawn_with(mut command: Command, input: Input<'_>, merged: bool) -> Result<Proc> {
         let label = format!("{command:?}");
         let stdin = match input {
             Input::Pipe => Stdio::piped(),
@@ -159,10 +173,17 @@ impl Proc {
             ),
             Input::Null => Stdio::null(),
         };
-        command
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        command.stdin(stdin);
+        let mut merged_output = None;
+        if merged {
+            let (read, write) = nix::unistd::pipe()?;
+            command
+                .stdout(Stdio::from(write.try_clone()?))
+                .stderr(Stdio::from(write));
+            merged_output = Some(std::fs::File::from(read));
+        } else {
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
         // SAFETY: the closure runs in the forked child before exec and calls
         // only prctl(2), sigemptyset(3) and sigprocmask(2): async-signal-safe,
         // touching only a local signal set.
@@ -181,8 +202,18 @@ impl Proc {
         }
         let mut child =
             spawn_tracked(&mut command).with_context(|| format!("cannot start {label}"))?;
-        let stdout = Capture::start(child.stdout.take().context("stdout")?);
-        let stderr = Capture::start(child.stderr.take().context("stderr")?);
+        let (stdout, stderr) = match merged_output {
+            Some(output) => {
+                // Our copies of the write end must go, or the reader would
+                // never see the end of the output.
+                drop(command);
+                (Capture::start(output), Capture::start(std::io::empty()))
+            }
+            None => (
+                Capture::start(child.stdout.take().context("stdout")?),
+                Capture::start(child.stderr.take().context("stderr")?),
+            ),
+        };
         Ok(Proc {
             label,
             stdin: child.stdin.take(),
@@ -229,6 +260,20 @@ impl Proc {
             kill(Pid::from_raw(self.pid()), signal)?;
         }
         Ok(())
+    }
+
+    /// Send `signal` to the program's process group (Ctrl-C is SIGINT to
+    /// the terminal's foreground group); see [`Proc::spawn_terminal`].
+    pub fn interrupt(&self, signal: Signal) -> Result<()> {
+        if self.status.is_none() {
+            kill(Pid::from_raw(-self.pid()), signal)?;
+        }
+        Ok(())
+    }
+
+    /// Is its stdin still open?
+    pub fn stdin_open(&self) -> bool {
+        self.stdin.is_some()
     }
 
     /// Has it exited? (Reaps it if so.)

@@ -241,14 +241,11 @@ pub fn run(report: &mut Report, size: &Size, extra: &[(String, String)]) -> Resu
     };
     let workloads: Vec<String> = report.rows.iter().map(|r| r.workload.clone()).collect();
     for w in workloads {
-        if w.starts_with("connection rate")
-            || w.starts_with("round trip")
-            || w.starts_with("throughput")
-            || w.starts_with(&held)
-        {
-            if !report.peers.iter().any(|(pw, _)| *pw == w) {
-                report.peer(&w, peer);
-            }
+        let ours = ["connection rate", "round trip", "throughput", held.as_str()]
+            .iter()
+            .any(|prefix| w.starts_with(prefix));
+        if ours && !report.peers.iter().any(|(pw, _)| *pw == w) {
+            report.peer(&w, peer);
         }
     }
     for threads in [1, 2] {
