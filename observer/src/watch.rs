@@ -141,6 +141,34 @@ pub enum Kind {
     },
 }
 
+impl Event {
+    /// Where a line goes among the lines of the same instant (one poll):
+    /// sockets by connection number, each connection's client end before
+    /// its server end (the way the handshake goes), then processes by pid,
+    /// then notes. The kernel's dump comes in hash-table order, which
+    /// changes from run to run; the timeline should not.
+    pub fn order(&self) -> (u8, u32, u8, i32) {
+        let role = |r: Role| match r {
+            Role::Listener => 0,
+            Role::Client => 1,
+            Role::Server => 2,
+            Role::Unknown => 3,
+        };
+        match &self.kind {
+            Kind::New { sock, .. }
+            | Kind::State { sock, .. }
+            | Kind::Countdown { sock }
+            | Kind::Owners { sock, .. }
+            | Kind::Gone { sock, .. } => (0, sock.conn.unwrap_or(0), role(sock.role), 0),
+            Kind::Transition { conn, role: r, .. } => (0, conn.unwrap_or(0), role(*r), 0),
+            Kind::Process { process, .. }
+            | Kind::Zombie { process, .. }
+            | Kind::Reaped { process, .. } => (1, 0, 0, process.pid),
+            Kind::Note { .. } => (2, 0, 0, 0),
+        }
+    }
+}
+
 /// TIME_WAIT's remaining time in started 10 s steps: 60 s is step 6,
 /// 59.9 s still 6, 49.9 s is 5: one countdown line per 10 s.
 fn countdown_step(expires_ms: u32) -> u32 {
@@ -429,7 +457,7 @@ impl Tracker {
                 },
             ));
         }
-        events.sort_by_key(|e| e.t);
+        events.sort_by_key(|e| (e.t, e.order()));
         events
     }
 
@@ -1212,6 +1240,7 @@ impl Poller {
             .map(|pid| (pid, procfs::process(pid)))
             .collect();
         events.extend(self.tracker.processes(now, readings));
+        events.sort_by_key(|e| (e.t, e.order()));
         Ok(Polled {
             events,
             owners_hidden,
@@ -1285,7 +1314,7 @@ impl Timeline<'_> {
     /// Print what is older than the window (everything if `all`); false
     /// once stdout is gone (the reader went away: the watch ends quietly).
     fn flush(&mut self, now: Duration, all: bool) -> bool {
-        self.pending.sort_by_key(|e| e.t);
+        self.pending.sort_by_key(|e| (e.t, e.order()));
         let cut = if all {
             self.pending.len()
         } else {
@@ -1543,6 +1572,38 @@ mod tests {
         assert_eq!(missed_s.certain, vec![TcpState::SynRecv]);
         let line = events[0].human(Style::plain());
         assert!(line.contains("not seen: < 10 ms"), "{line}");
+    }
+
+    /// Whatever order the kernel's hash table gives, one poll's lines
+    /// come out the same way: the listener, then the client's end, then
+    /// the server's.
+    #[test]
+    fn test_lines_of_one_poll_come_in_a_fixed_order() {
+        let start = Instant::now();
+        let owners = Owners::default();
+        for dump in [
+            vec![
+                sock(L, C, TcpState::Established, 3),
+                sock(C, L, TcpState::Established, 2),
+                sock(L, ANY, TcpState::Listen, 1),
+            ],
+            vec![
+                sock(C, L, TcpState::Established, 2),
+                sock(L, ANY, TcpState::Listen, 1),
+                sock(L, C, TcpState::Established, 3),
+            ],
+        ] {
+            let mut t = Tracker::new(start, Some(6666));
+            let roles: Vec<Role> = t
+                .poll(at(start, 0), dump, &owners)
+                .iter()
+                .map(|e| match &e.kind {
+                    Kind::New { sock, .. } => sock.role,
+                    _ => panic!("only new sockets here"),
+                })
+                .collect();
+            assert_eq!(roles, vec![Role::Listener, Role::Client, Role::Server]);
+        }
     }
 
     /// ESTABLISHED then TIME_WAIT (same cookie): a state change, with the
