@@ -195,6 +195,10 @@ struct TrackedProc {
     candidate: Option<(char, String, String)>,
 }
 
+/// How many slow polls in a row before the timeline says the sampling
+/// is slower than asked.
+const SLOW_POLLS: u32 = 5;
+
 /// How long a process must stay a zombie before we sound the alarm.
 pub const ZOMBIE_GRACE: Duration = Duration::from_millis(50);
 
@@ -1377,6 +1381,7 @@ pub fn run(options: &Options, style: Style, stop: &dyn Fn() -> bool) -> Result<(
     let mut warned_hidden = false;
     let mut announced = false;
     let mut slowed = false;
+    let mut slow_streak = 0;
     loop {
         if stop() || options.duration.is_some_and(|d| start.elapsed() >= d) {
             if let Some(e) = exact.as_mut() {
@@ -1423,10 +1428,14 @@ pub fn run(options: &Options, style: Style, stop: &dyn Fn() -> bool) -> Result<(
 
         // A poll that takes longer than half the interval (thousands of
         // sockets on the port) stretches the interval, so that the watch
-        // never takes more than about half a core; the timeline says so once.
+        // never takes more than about half a core. The timeline says so
+        // once it has lasted: one slow poll (the first, which reads every
+        // process's descriptors; a busy moment of the machine) is not news.
         let work = now.elapsed();
         let interval = options.interval.max(2 * work);
-        if interval > options.interval + options.interval / 2 && !slowed {
+        let slow = interval > options.interval + options.interval / 2;
+        slow_streak = if slow { slow_streak + 1 } else { 0 };
+        if slow_streak >= SLOW_POLLS && !slowed {
             slowed = true;
             let text = format!(
                 "each poll takes {} here: sampling every {} instead of {}",
