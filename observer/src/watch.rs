@@ -143,15 +143,15 @@ pub enum Kind {
 
 impl Event {
     /// Where a line goes among the lines of the same instant (one poll):
-    /// sockets by connection number, each connection's client end before
-    /// its server end (the way the handshake goes), then processes by pid,
-    /// then notes. The kernel's dump comes in hash-table order, which
-    /// changes from run to run; the timeline should not.
+    /// sockets by connection number, each connection's server end before
+    /// its client end (as `observer snapshot` lists them), then processes
+    /// by pid, then notes. The kernel's dump comes in hash-table order,
+    /// which changes from run to run; the timeline should not.
     pub fn order(&self) -> (u8, u32, u8, i32) {
         let role = |r: Role| match r {
             Role::Listener => 0,
-            Role::Client => 1,
-            Role::Server => 2,
+            Role::Server => 1,
+            Role::Client => 2,
             Role::Unknown => 3,
         };
         match &self.kind {
@@ -1584,8 +1584,8 @@ mod tests {
     }
 
     /// Whatever order the kernel's hash table gives, one poll's lines
-    /// come out the same way: the listener, then the client's end, then
-    /// the server's.
+    /// come out the same way: the listener, then the server's end, then
+    /// the client's.
     #[test]
     fn test_lines_of_one_poll_come_in_a_fixed_order() {
         let start = Instant::now();
@@ -1611,7 +1611,7 @@ mod tests {
                     _ => panic!("only new sockets here"),
                 })
                 .collect();
-            assert_eq!(roles, vec![Role::Listener, Role::Client, Role::Server]);
+            assert_eq!(roles, vec![Role::Listener, Role::Server, Role::Client]);
         }
     }
 
