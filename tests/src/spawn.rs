@@ -176,7 +176,10 @@ impl Proc {
         command.stdin(stdin);
         let mut merged_output = None;
         if merged {
-            let (read, write) = nix::unistd::pipe()?;
+            // O_CLOEXEC: only the descriptors 1 and 2 made from it reach
+            // the program; a stray copy of either end would show up as its
+            // descriptor 3 (and keep the pipe open after it exits).
+            let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
             command
                 .stdout(Stdio::from(write.try_clone()?))
                 .stderr(Stdio::from(write));
