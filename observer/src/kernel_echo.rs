@@ -7,7 +7,7 @@
 //! NLMSG_ERROR answer carries the error code *and a copy of the message*
 //! (netlink_ack() in net/netlink/af_netlink.c). That is the kernel's
 //! acknowledgement mechanism, not the seed's module: the tutorial
-//! (tutorial/04-netlink.md) shows the module for those who can load one.
+//! (tutorial/04-kernel-conversation.md) shows the module for those who can load one.
 //!
 //! With the socket option NETLINK_CAP_ACK, the kernel copies only the
 //! header of the rejected message back (and sets NLM_F_CAPPED).
@@ -146,7 +146,7 @@ pub fn explain(text: &str) -> Result<(Vec<Section>, Echo, Echo), DiagError> {
             rows: Vec::new(),
             notes: vec![
                 "This is the kernel's acknowledgement mechanism (netlink_ack), not the seed's NETLINK_TEST \
-                 module: no module was loaded and nothing of ours ran in the kernel. tutorial/04-netlink.md \
+                 module: no module was loaded and nothing of ours ran in the kernel. tutorial/04-kernel-conversation.md \
                  shows the module and how to build it where modules can be loaded."
                     .to_string(),
             ],

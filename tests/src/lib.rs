@@ -16,6 +16,7 @@
 //! - [`procfs`]: process state, parent and wchan from /proc; subreaping.
 //! - [`story`]: a scenario's narrated timeline and verdict.
 //! - [`scenarios`]: the lessons, each a scenario.
+//! - [`transcript`]: the tutorial's console blocks, run and compared.
 //! - [`wait`]: wait for a condition with a deadline.
 
 pub mod bins;
@@ -29,6 +30,7 @@ pub mod procfs;
 pub mod scenarios;
 pub mod spawn;
 pub mod story;
+pub mod transcript;
 pub mod wait;
 
 /// A deterministic pseudo-random byte stream (xorshift64*): the same seed

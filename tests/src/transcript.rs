@@ -1,0 +1,801 @@
+//! The tutorial's transcripts, run against the real programs and compared.
+//!
+//! A lesson's ```` ```console ```` block is a transcript, as a person
+//! would see it on a terminal:
+//!
+//! - `$ CMD` starts a command (`# CMD`: the same, as root);
+//! - the lines after it are what it prints, stdout and stderr in the order
+//!   written, and the lines the person types;
+//! - `^D` is Ctrl-D (end of input), `^C` is Ctrl-C (SIGINT).
+//!
+//! Words after `console` say how the block is run:
+//!
+//! - none: each command runs to completion, and everything it prints
+//!   must match.
+//! - `terminal=N`: terminal N of a session of several terminals. A block
+//!   with a `$` line starts the command there; a block without one goes
+//!   on with the program already running there (more output, more typing).
+//!   The block is done once its lines have appeared; the program goes on
+//!   running while the next blocks run, as in a real terminal.
+//! - `stdin="..."`: what is typed (`\n` for Enter). The typed lines appear
+//!   in the block, as on a terminal, and are not expected from the program.
+//! - `wait=SECS`: how long the block may take (default 20 s).
+//! - `any-order`: the lines of each command's output may come in any
+//!   order (the kernel lists sockets in hash-table order).
+//! - `skip="why"`: shown, not run (a kernel module, a build).
+//!
+//! All blocks of a lesson run in the order written. At the end, programs
+//! still running are stopped as a person would: Ctrl-D, then Ctrl-C; what
+//! they print then is not checked. A program that ended by itself must
+//! have printed nothing that the lesson does not show.
+//!
+//! Expected lines may hold placeholders for what varies between runs:
+//! `{n}` a number (a pid, a port, an inode), `{t}` a time (`12 ms`,
+//! `0.405`, `59s`), `{*}` any text, `{NAME}` (a lower-case word) a number
+//! remembered under NAME: the first time it is read, after that it must
+//! be the same, and a command may use it (`kill -9 {child}`). A line
+//! `...` stands for any number of lines. Runs of blanks match runs of
+//! blanks: the checker does not count alignment spaces.
+//!
+//! Every lesson runs in a network namespace of its own (see
+//! [`check_lesson_isolated`]): port 6666 is always free, and `ss` and
+//! `observer` show only the lesson's own sockets.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::sys::signal::Signal;
+
+use crate::spawn::Proc;
+
+/// One console block of a lesson.
+#[derive(Debug, Clone)]
+pub struct Block {
+    /// 1-based line of the opening fence, for messages.
+    pub line: usize,
+    pub attrs: HashMap<String, String>,
+    pub lines: Vec<Line>,
+}
+
+/// One line of a transcript.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// `$ CMD` or `# CMD` (root).
+    Command(String),
+    /// `^C` or `^D`.
+    Key(Key),
+    /// Anything else: printed by the program, or typed.
+    Text(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// Ctrl-C: SIGINT to the terminal's process group.
+    CtrlC,
+    /// Ctrl-D: the program reads end of file.
+    CtrlD,
+}
+
+impl Block {
+    pub fn terminal(&self) -> Option<&str> {
+        self.attrs.get("terminal").map(String::as_str)
+    }
+
+    pub fn skipped(&self) -> bool {
+        self.attrs.contains_key("skip")
+    }
+
+    fn stdin(&self) -> String {
+        self.attrs
+            .get("stdin")
+            .map(|s| s.replace("\\n", "\n"))
+            .unwrap_or_default()
+    }
+
+    fn deadline(&self) -> Duration {
+        let secs = self.attrs.get("wait").and_then(|w| w.parse().ok());
+        Duration::from_secs(secs.unwrap_or(20))
+    }
+
+    /// The commands, each with the lines that follow it.
+    fn commands(&self) -> Vec<(String, Vec<Line>)> {
+        let mut out: Vec<(String, Vec<Line>)> = Vec::new();
+        for line in &self.lines {
+            match line {
+                Line::Command(cmd) => out.push((cmd.clone(), Vec::new())),
+                other => {
+                    if let Some((_, lines)) = out.last_mut() {
+                        lines.push(other.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The console blocks of a markdown text.
+pub fn blocks(markdown: &str) -> Vec<Block> {
+    let mut out = Vec::new();
+    let mut lines = markdown.lines().enumerate();
+    while let Some((i, line)) = lines.next() {
+        let Some(info) = line.trim_start().strip_prefix("```console") else {
+            continue;
+        };
+        let attrs = parse_attrs(info);
+        let mut body = Vec::new();
+        for (_, line) in lines.by_ref() {
+            if line.trim_start().starts_with("```") {
+                break;
+            }
+            body.push(
+                if let Some(cmd) = line.strip_prefix("$ ").or(line.strip_prefix("# ")) {
+                    Line::Command(cmd.to_string())
+                } else if line.trim() == "^C" {
+                    Line::Key(Key::CtrlC)
+                } else if line.trim() == "^D" {
+                    Line::Key(Key::CtrlD)
+                } else {
+                    Line::Text(line.to_string())
+                },
+            );
+        }
+        out.push(Block {
+            line: i + 1,
+            attrs,
+            lines: body,
+        });
+    }
+    out
+}
+
+/// `key=value key="quoted value" flag` -> map (a flag maps to "").
+fn parse_attrs(info: &str) -> HashMap<String, String> {
+    let mut attrs = HashMap::new();
+    let mut rest = info.trim();
+    while !rest.is_empty() {
+        let end = rest.find([' ', '=']).unwrap_or(rest.len());
+        let key = rest[..end].to_string();
+        rest = &rest[end..];
+        if let Some(after) = rest.strip_prefix('=') {
+            let (value, tail) = if let Some(quoted) = after.strip_prefix('"') {
+                let close = quoted.find('"').unwrap_or(quoted.len());
+                (&quoted[..close], quoted.get(close + 1..).unwrap_or(""))
+            } else {
+                let close = after.find(' ').unwrap_or(after.len());
+                (&after[..close], &after[close..])
+            };
+            attrs.insert(key, value.to_string());
+            rest = tail.trim_start();
+        } else {
+            attrs.insert(key, String::new());
+            rest = rest.trim_start();
+        }
+    }
+    attrs
+}
+
+/// Numbers remembered by name (`{child}`) across a lesson.
+pub type Vars = HashMap<String, String>;
+
+/// Does `actual` match the `pattern` line? The bindings it makes, if so.
+pub fn line_matches(pattern: &str, actual: &str, vars: &Vars) -> Option<Vars> {
+    let (p, a) = (squeeze(pattern), squeeze(actual));
+    let mut vars = vars.clone();
+    matches_at(p.as_bytes(), a.as_bytes(), &mut vars).then_some(vars)
+}
+
+/// Blanks trimmed at both ends, and each run of blanks made one space.
+fn squeeze(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut blank = false;
+    for c in line.trim().chars() {
+        if c == ' ' || c == '\t' {
+            if !blank {
+                out.push(' ');
+            }
+            blank = true;
+        } else {
+            out.push(c);
+            blank = false;
+        }
+    }
+    out
+}
+
+/// `{name}` at the start of `p`: the name, and the rest after `}`.
+fn placeholder(p: &[u8]) -> Option<(&str, &[u8])> {
+    let body = p.strip_prefix(b"{")?;
+    let close = body.iter().position(|&b| b == b'}')?;
+    let name = std::str::from_utf8(&body[..close]).ok()?;
+    let valid = name == "*"
+        || (!name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+    valid.then(|| (name, &body[close + 1..]))
+}
+
+fn matches_at(p: &[u8], a: &[u8], vars: &mut Vars) -> bool {
+    if p.is_empty() {
+        return a.is_empty();
+    }
+    if let Some((name, rest)) = placeholder(p) {
+        let digits = a.iter().take_while(|b| b.is_ascii_digit()).count();
+        match name {
+            "*" => return (0..=a.len()).any(|k| matches_at(rest, &a[k..], vars)),
+            "n" => return (1..=digits).rev().any(|k| matches_at(rest, &a[k..], vars)),
+            "t" => return time_then(rest, a, vars),
+            _ => {}
+        }
+        if let Some(value) = vars.get(name).cloned() {
+            return a.starts_with(value.as_bytes()) && matches_at(rest, &a[value.len()..], vars);
+        }
+        for k in (1..=digits).rev() {
+            let mut tried = vars.clone();
+            tried.insert(
+                name.to_string(),
+                String::from_utf8_lossy(&a[..k]).into_owned(),
+            );
+            if matches_at(rest, &a[k..], &mut tried) {
+                *vars = tried;
+                return true;
+            }
+        }
+        return false;
+    }
+    !a.is_empty() && p[0] == a[0] && matches_at(&p[1..], &a[1..], vars)
+}
+
+/// `{t}`: digits and dots, then a unit or none (`12 ms`, `0.405`, `59s`).
+fn time_then(rest: &[u8], a: &[u8], vars: &mut Vars) -> bool {
+    if !a.first().is_some_and(u8::is_ascii_digit) {
+        return false;
+    }
+    let number = a
+        .iter()
+        .take_while(|b| b.is_ascii_digit() || **b == b'.')
+        .count();
+    let after = &a[number..];
+    let units: [&[u8]; 8] = [b" ms", b" us", b" s", b"ms", b"us", b"s", b"m", b""];
+    units
+        .iter()
+        .filter(|u| after.starts_with(u))
+        .any(|u| matches_at(rest, &after[u.len()..], vars))
+}
+
+/// Match `expected` against the start of `actual` (`whole`: all of it).
+/// On success: how many lines of `actual` it took (the fewest), and the
+/// bindings.
+pub fn lines_match(
+    expected: &[String],
+    actual: &[String],
+    vars: &Vars,
+    whole: bool,
+) -> Option<(usize, Vars)> {
+    match expected.split_first() {
+        None => (!whole || actual.is_empty()).then(|| (0, vars.clone())),
+        Some((first, rest)) if first.trim() == "..." => (0..=actual.len())
+            .find_map(|k| lines_match(rest, &actual[k..], vars, whole).map(|(n, v)| (k + n, v))),
+        Some((first, rest)) => {
+            let vars = line_matches(first, actual.first()?, vars)?;
+            lines_match(rest, &actual[1..], &vars, whole).map(|(n, v)| (n + 1, v))
+        }
+    }
+}
+
+/// The same, in any order: each expected line matches a line of its own
+/// (for what the kernel lists in hash-table order, which changes from run
+/// to run: `ss`, `netstat`, /proc/net/tcp).
+pub fn lines_match_any_order(expected: &[String], actual: &[String], vars: &Vars) -> Option<Vars> {
+    if expected.len() != actual.len() {
+        return None;
+    }
+    let Some((first, rest)) = expected.split_first() else {
+        return Some(vars.clone());
+    };
+    (0..actual.len()).find_map(|i| {
+        let bound = line_matches(first, &actual[i], vars)?;
+        let mut others = actual.to_vec();
+        others.remove(i);
+        lines_match_any_order(rest, &others, &bound)
+    })
+}
+
+/// Where a match went wrong, as a hint for the reader of a failure: the
+/// expected lines are looked for one after the other (after a `...`,
+/// anywhere further on), and the first one not found is named.
+fn first_miss(expected: &[String], actual: &[String], vars: &Vars) -> String {
+    let mut vars = vars.clone();
+    let (mut at, mut gap) = (0, false);
+    for (i, pattern) in expected.iter().enumerate() {
+        if pattern.trim() == "..." {
+            gap = true;
+            continue;
+        }
+        let window = if gap {
+            actual.len()
+        } else {
+            (at + 1).min(actual.len())
+        };
+        let found =
+            (at..window).find_map(|k| line_matches(pattern, &actual[k], &vars).map(|v| (k, v)));
+        match found {
+            Some((k, v)) => {
+                (at, vars, gap) = (k + 1, v, false);
+            }
+            None => {
+                let printed = actual.get(at).map_or("(nothing more)".to_string(), |l| {
+                    format!("`{}`", l.trim_end())
+                });
+                return format!(
+                    "expected line {} `{}` does not match printed line {}: {printed}",
+                    i + 1,
+                    pattern.trim_end(),
+                    at + 1
+                );
+            }
+        }
+    }
+    "every expected line matches, but more was printed".to_string()
+}
+
+/// `{name}` in a command, replaced by the number remembered under it.
+fn substitute(cmd: &str, vars: &Vars) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = cmd;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        match placeholder(&rest.as_bytes()[open..]) {
+            Some((name, after)) if !matches!(name, "n" | "t" | "*") => {
+                let value = vars.get(name).with_context(|| {
+                    format!("`{cmd}` uses {{{name}}} before any output showed it")
+                })?;
+                out.push_str(value);
+                rest = &rest[rest.len() - after.len()..];
+            }
+            _ => {
+                out.push('{');
+                rest = &rest[open + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The expected lines minus what is typed: each typed line is removed
+/// once, at its first appearance, in order (it echoes on the terminal;
+/// the program does not print it).
+fn without_typed(expected: &[String], typed: &str) -> Vec<String> {
+    let mut out = expected.to_vec();
+    let mut from = 0;
+    for t in typed.lines() {
+        if let Some(i) = out[from..].iter().position(|l| l == t) {
+            out.remove(from + i);
+            from += i;
+        }
+    }
+    out
+}
+
+/// Where the programs run: the directories of our binaries first on the
+/// PATH, a scratch directory as the working directory, and `ECHO_LAB`
+/// naming the repository (lesson 01 has the reader set all three).
+pub struct Setting {
+    pub bin_dirs: Vec<PathBuf>,
+    pub work_dir: PathBuf,
+    pub repo: PathBuf,
+}
+
+impl Setting {
+    fn command(&self, cmd: &str) -> Command {
+        let mut path = std::env::join_paths(&self.bin_dirs).unwrap_or_default();
+        path.push(":");
+        path.push(std::env::var_os("PATH").unwrap_or_default());
+        let mut c = Command::new("sh");
+        c.args(["-c", cmd])
+            .env("PATH", path)
+            .env("NO_COLOR", "1")
+            .env("ECHO_LAB", &self.repo)
+            .current_dir(&self.work_dir);
+        c
+    }
+}
+
+/// A program running in one terminal of a lesson.
+struct Terminal {
+    name: String,
+    cmd: String,
+    proc: Proc,
+    /// How many of its output lines earlier blocks have accounted for.
+    cursor: usize,
+}
+
+impl Terminal {
+    fn exited(&mut self) -> bool {
+        self.proc.try_status().is_some()
+    }
+
+    /// Wait until `expected` matches the output after the cursor (or all
+    /// of it, once the program has exited: see [`Match`]), then move the
+    /// cursor.
+    fn expect(
+        &mut self,
+        expected: &[String],
+        how: Match,
+        vars: &mut Vars,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        loop {
+            let exited = self.exited();
+            if exited {
+                // Its last lines may still be in the pipe (or in the pipe
+                // of a child it left running: a bounded wait).
+                self.proc.stdout.wait_closed(Duration::from_secs(2));
+            }
+            let lines = self.proc.stdout.lines();
+            let after = &lines[self.cursor.min(lines.len())..];
+            let found = match how {
+                Match::Prefix => lines_match(expected, after, vars, false),
+                Match::Whole if exited => lines_match(expected, after, vars, true),
+                Match::AnyOrder if exited => {
+                    lines_match_any_order(expected, after, vars).map(|v| (after.len(), v))
+                }
+                _ => None,
+            };
+            if let Some((n, found)) = found {
+                self.cursor += n;
+                *vars = found;
+                return Ok(());
+            }
+            if exited || Instant::now() >= deadline {
+                let why = if exited { "it exited" } else { "time ran out" };
+                return Err(format!(
+                    "`{}` (terminal {}): {why} before it printed the lesson's lines.\n{}\n--- expected\n{}\n--- printed (paste it back, with placeholders, after a deliberate change)\n{}",
+                    self.cmd,
+                    self.name,
+                    first_miss(expected, after, vars),
+                    expected.join("\n"),
+                    after.join("\n")
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn press(&mut self, key: Key) {
+        match key {
+            Key::CtrlD => self.proc.close_stdin(),
+            Key::CtrlC => {
+                let _ = self.proc.interrupt(Signal::SIGINT);
+            }
+        }
+    }
+
+    /// The end of the lesson: Ctrl-D, then Ctrl-C, as a person would.
+    /// False if it had to be killed.
+    fn stop(&mut self) -> bool {
+        // A program that reads its input ends at once on Ctrl-D; a server
+        // or an observer ignores it and waits for Ctrl-C.
+        for (key, patience) in [(Key::CtrlD, 500), (Key::CtrlC, 5000)] {
+            self.press(key);
+            let deadline = Instant::now() + Duration::from_millis(patience);
+            while Instant::now() < deadline {
+                if self.exited() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        self.proc.kill_tree();
+        false
+    }
+}
+
+/// How a block's lines are matched against what a program printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Match {
+    /// The start of what it printed so far (it goes on running).
+    Prefix,
+    /// All of it, once it has exited.
+    Whole,
+    /// All of it, once it has exited, lines in any order (`any-order`).
+    AnyOrder,
+}
+
+/// Split a terminal block's lines at its keys: (lines, the key after them).
+fn segments(lines: &[Line]) -> Vec<(Vec<String>, Option<Key>)> {
+    let mut out = vec![(Vec::new(), None)];
+    for line in lines {
+        match line {
+            Line::Text(t) => out.last_mut().expect("never empty").0.push(t.clone()),
+            Line::Key(k) => {
+                out.last_mut().expect("never empty").1 = Some(*k);
+                out.push((Vec::new(), None));
+            }
+            Line::Command(_) => {}
+        }
+    }
+    out
+}
+
+/// Run a whole lesson in document order; the failures, one text each.
+pub fn check_lesson(lesson: &Path, setting: &Setting) -> Result<Vec<String>> {
+    let markdown =
+        std::fs::read_to_string(lesson).with_context(|| format!("{}", lesson.display()))?;
+    let at = |block: &Block| format!("{}:{}", lesson.display(), block.line);
+    let mut failures = Vec::new();
+    let mut vars = Vars::new();
+    let mut terminals: Vec<Terminal> = Vec::new();
+    for block in blocks(&markdown).iter().filter(|b| !b.skipped()) {
+        let result = match block.terminal() {
+            None => run_commands(block, setting, &mut vars),
+            Some(name) => run_in_terminal(block, name, setting, &mut terminals, &mut vars),
+        };
+        if let Err(e) = result {
+            failures.push(format!("{}: {e}", at(block)));
+            // The blocks after this one build on it.
+            break;
+        }
+    }
+    // Last started, first stopped: the client before the server.
+    while let Some(mut t) = terminals.pop() {
+        if t.exited() {
+            let lines = t.proc.stdout.lines();
+            if t.cursor < lines.len() {
+                failures.push(format!(
+                    "{}: `{}` (terminal {}) printed more than the lesson shows:\n{}",
+                    lesson.display(),
+                    t.cmd,
+                    t.name,
+                    lines[t.cursor..].join("\n")
+                ));
+            }
+        } else if !t.stop() {
+            failures.push(format!(
+                "{}: `{}` (terminal {}) did not stop on Ctrl-D or Ctrl-C",
+                lesson.display(),
+                t.cmd,
+                t.name
+            ));
+        }
+    }
+    Ok(failures)
+}
+
+/// A block outside the terminals: each command to completion.
+fn run_commands(block: &Block, setting: &Setting, vars: &mut Vars) -> Result<(), String> {
+    for (cmd, lines) in block.commands() {
+        let cmd = substitute(&cmd, vars).map_err(|e| e.to_string())?;
+        let expected: Vec<String> = lines
+            .iter()
+            .filter_map(|l| match l {
+                Line::Text(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
+        let proc = Proc::spawn_terminal(setting.command(&cmd)).map_err(|e| e.to_string())?;
+        let mut t = Terminal {
+            name: "-".into(),
+            cmd: cmd.clone(),
+            proc,
+            cursor: 0,
+        };
+        let typed = block.stdin();
+        if !typed.is_empty() {
+            let _ = t.proc.write_stdin(typed.as_bytes());
+        }
+        t.proc.close_stdin();
+        let expected = without_typed(&expected, &typed);
+        let how = if block.attrs.contains_key("any-order") {
+            Match::AnyOrder
+        } else {
+            Match::Whole
+        };
+        t.expect(&expected, how, vars, Instant::now() + block.deadline())?;
+    }
+    Ok(())
+}
+
+/// A block in terminal `name`: start its command, or go on with the one
+/// running there; type; wait for each part of the output; press the keys.
+fn run_in_terminal(
+    block: &Block,
+    name: &str,
+    setting: &Setting,
+    terminals: &mut Vec<Terminal>,
+    vars: &mut Vars,
+) -> Result<(), String> {
+    let commands = block.commands();
+    if commands.len() > 1 {
+        return Err("a terminal block starts at most one command".into());
+    }
+    let index = match commands.first() {
+        Some((cmd, _)) => {
+            if let Some(busy) = terminals.iter_mut().find(|t| t.name == name) {
+                if !busy.exited() {
+                    return Err(format!("terminal {name} is still running `{}`", busy.cmd));
+                }
+            }
+            terminals.retain(|t| t.name != name);
+            let cmd = substitute(cmd, vars).map_err(|e| e.to_string())?;
+            let proc = Proc::spawn_terminal(setting.command(&cmd)).map_err(|e| e.to_string())?;
+            terminals.push(Terminal {
+                name: name.to_string(),
+                cmd,
+                proc,
+                cursor: 0,
+            });
+            terminals.len() - 1
+        }
+        None => terminals
+            .iter()
+            .position(|t| t.name == name)
+            .ok_or_else(|| format!("nothing was started in terminal {name}"))?,
+    };
+    let t = &mut terminals[index];
+    let typed = block.stdin();
+    if !typed.is_empty() {
+        t.proc
+            .write_stdin(typed.as_bytes())
+            .map_err(|e| format!("typing into `{}`: {e}", t.cmd))?;
+    }
+    let deadline = Instant::now() + block.deadline();
+    let parts = segments(&block.lines);
+    let pressed_any = parts.iter().any(|(_, key)| key.is_some());
+    let last = parts.len() - 1;
+    for (i, (expected, key)) in parts.iter().enumerate() {
+        let expected = without_typed(expected, &typed);
+        // After the last key, the program is expected to end: all that it
+        // printed must be shown.
+        let how = if pressed_any && i == last {
+            Match::Whole
+        } else {
+            Match::Prefix
+        };
+        t.expect(&expected, how, vars, deadline)?;
+        if let Some(key) = key {
+            t.press(*key);
+        }
+    }
+    Ok(())
+}
+
+/// Check `lesson` in a network namespace of its own, on a thread of its
+/// own (unshare(CLONE_NEWNET) moves only the calling thread; the programs
+/// it starts inherit the namespace, and it disappears with the last of
+/// them). Needs root.
+///
+/// A lesson that reads the kernel's tracepoint (`--exact`) or builds the
+/// lab sees port 6666 in every namespace at once: it runs alone.
+pub fn check_lesson_isolated(
+    lesson: &Path,
+    bin_dirs: &[PathBuf],
+    repo: &Path,
+) -> Result<Vec<String>> {
+    static ALONE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+    let text = std::fs::read_to_string(lesson)?;
+    let alone = text.contains("--exact") || text.contains("observer lab");
+    let _guard = if alone {
+        (None, Some(ALONE.write().unwrap_or_else(|e| e.into_inner())))
+    } else {
+        (Some(ALONE.read().unwrap_or_else(|e| e.into_inner())), None)
+    };
+    let work_dir = std::env::temp_dir().join(format!(
+        "echo-lab-lesson-{}-{}",
+        std::process::id(),
+        lesson.file_stem().unwrap_or_default().to_string_lossy()
+    ));
+    std::fs::create_dir_all(&work_dir)?;
+    crate::interrupt::track_file(work_dir.clone());
+    let setting = Setting {
+        bin_dirs: bin_dirs.to_vec(),
+        work_dir: work_dir.clone(),
+        repo: repo.to_path_buf(),
+    };
+    let result = crate::isolate::in_new_netns(|| check_lesson(lesson, &setting));
+    let _ = std::fs::remove_dir_all(&work_dir);
+    crate::interrupt::untrack_file(&work_dir);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(s: &str) -> Vec<String> {
+        s.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn placeholders_match_what_varies_and_nothing_else() {
+        let none = Vars::new();
+        let ok = |p: &str, a: &str| line_matches(p, a, &none).is_some();
+        assert!(ok(
+            "listening on 127.0.0.1:6666 pid={n} mode=fork",
+            "listening on 127.0.0.1:6666 pid=4242 mode=fork"
+        ));
+        assert!(!ok(
+            "listening on 127.0.0.1:6666 pid={n} mode=fork",
+            "listening on 127.0.0.1:6666 pid= mode=fork"
+        ));
+        assert!(!ok("served=5", "served=4"));
+        assert!(ok("after {t}, {n}s to go", "after 2.96 s, 59s to go"));
+        assert!(ok("x {t} y", "x 12ms y"));
+        assert!(ok("a {*} b", "a anything at all b"));
+        assert!(!ok("a {*} b", "a anything at all c"));
+        // Alignment is not counted; words are.
+        assert!(ok("State  Recv-Q Local", "State   Recv-Q      Local"));
+        assert!(ok("{t} listener", "    0.000      listener"));
+        assert!(!ok("State Recv-Q", "StateRecv-Q"));
+        // JSON braces are text, not placeholders.
+        assert!(ok(
+            r#"{"event":"new","t":{t}}"#,
+            r#"{"event":"new","t":0.25}"#
+        ));
+    }
+
+    #[test]
+    fn a_named_number_is_remembered_and_must_repeat() {
+        let v = line_matches(
+            "accepted pid={pid} child={child}",
+            "accepted pid=10 child=11",
+            &Vars::new(),
+        )
+        .unwrap();
+        assert_eq!(v["child"], "11");
+        assert!(line_matches("reaped child={child}", "reaped child=11", &v).is_some());
+        assert!(line_matches("reaped child={child}", "reaped child=12", &v).is_none());
+        assert_eq!(substitute("kill -9 {child}", &v).unwrap(), "kill -9 11");
+        assert!(substitute("kill -9 {other}", &v).is_err());
+        assert_eq!(
+            substitute("awk '{print $1}'", &v).unwrap(),
+            "awk '{print $1}'"
+        );
+    }
+
+    #[test]
+    fn lines_match_in_order_with_gaps() {
+        let none = Vars::new();
+        assert!(
+            lines_match(
+                &lines("one\n...\nfour"),
+                &lines("one\ntwo\nthree\nfour"),
+                &none,
+                true
+            )
+            .is_some()
+        );
+        assert!(lines_match(&lines("one\n...\nfour"), &lines("one\nfour"), &none, true).is_some());
+        assert!(lines_match(&lines("one\nfour"), &lines("one\ntwo\nfour"), &none, true).is_none());
+        // As a prefix: the fewest lines that do it.
+        assert_eq!(
+            lines_match(&lines("...\nb"), &lines("a\nb\nc\nb"), &none, false).map(|m| m.0),
+            Some(2)
+        );
+        assert!(lines_match(&lines("one"), &lines("one\ntwo"), &none, true).is_none());
+        // In any order, each line once, the names bound consistently.
+        let v = lines_match_any_order(&lines("b {x}\na {x}"), &lines("a 1\nb 1"), &none).unwrap();
+        assert_eq!(v["x"], "1");
+        assert!(lines_match_any_order(&lines("b {x}\na {x}"), &lines("a 1\nb 2"), &none).is_none());
+        assert!(lines_match_any_order(&lines("a\na"), &lines("a\nb"), &none).is_none());
+    }
+
+    #[test]
+    fn blocks_keys_and_attributes_are_read_as_written() {
+        let md = "text\n```console terminal=2 stdin=\"hello\\n\" wait=5\n$ echo-client\nhello\nhello\n^D\necho-client: closing (FIN)\n```\n```console\n$ a\nx\n# b\n```\n";
+        let b = blocks(md);
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0].terminal(), Some("2"));
+        assert_eq!(b[0].stdin(), "hello\n");
+        assert_eq!(b[0].deadline(), Duration::from_secs(5));
+        let parts = segments(&b[0].lines);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0], (lines("hello\nhello"), Some(Key::CtrlD)));
+        assert_eq!(without_typed(&parts[0].0, "hello\n"), vec!["hello"]);
+        assert_eq!(parts[1].0, vec!["echo-client: closing (FIN)"]);
+        assert_eq!(b[1].commands().len(), 2);
+        assert_eq!(b[1].commands()[1].0, "b");
+    }
+}
