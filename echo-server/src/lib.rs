@@ -75,10 +75,14 @@ pub fn run(config: &Config) -> Result<Summary, ListenError> {
             secs: delay.as_secs_f64(),
         });
         signals::sleep(delay);
-        events::emit(&Event::Accepting {
-            pid,
-            queued: listener::accept_queue_len(&listener),
-        });
+        // Cut short by SIGINT/SIGTERM: we will not accept at all (the
+        // serve loop sees the signal first and shuts down).
+        if signals::stop_requested().is_none() {
+            events::emit(&Event::Accepting {
+                pid,
+                queued: listener::accept_queue_len(&listener),
+            });
+        }
     }
 
     let mut summary = match config.mode {
