@@ -176,6 +176,17 @@ impl Drop for Instance {
     }
 }
 
+/// The trace names a task `<...>` when its command name is not in the
+/// tracer's small cache of names (saved_cmdlines) yet, typically a process
+/// that just started. It is usually still running: ask /proc.
+fn name_unknown_task(t: &mut Transition) {
+    if t.comm == "<...>" && t.pid > 0 {
+        if let Ok(comm) = fs::read_to_string(format!("/proc/{}/comm", t.pid)) {
+            t.comm = comm.trim().to_string();
+        }
+    }
+}
+
 /// Read trace_pipe until `stop`, parsing complete lines.
 fn pump(mut pipe: fs::File, tx: Sender<Transition>, stop: &AtomicBool) {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -194,7 +205,8 @@ fn pump(mut pipe: fs::File, tx: Sender<Transition>, stop: &AtomicBool) {
         pending.push_str(&String::from_utf8_lossy(&buf[..n]));
         while let Some(end) = pending.find('\n') {
             let line: String = pending.drain(..=end).collect();
-            if let Some(t) = parse_line(&line) {
+            if let Some(mut t) = parse_line(&line) {
+                name_unknown_task(&mut t);
                 if tx.send(t).is_err() {
                     return;
                 }
