@@ -130,7 +130,7 @@ fn close(socket: Socket, config: &Config) {
         say(format_args!("both FINs exchanged: closing"));
     } else if config.half_close {
         say(format_args!(
-            "shutdown(SHUT_WR): FIN sent, waiting for the server's"
+            "stdin EOF: shutdown(SHUT_WR), FIN sent, waiting for the server's FIN"
         ));
         let _ = socket.shutdown(std::net::Shutdown::Write);
         let _ = drain_to_stdout(&socket);

@@ -54,7 +54,7 @@ pub fn str_cli(socket: &Socket, config: &Config) -> Result<(), ClientError> {
                 }
             } else {
                 say(format_args!(
-                    "stdin EOF: shutdown(SHUT_WR), FIN sent, reading until the server's"
+                    "stdin EOF: shutdown(SHUT_WR), FIN sent, reading until the server's FIN"
                 ));
                 socket
                     .shutdown(std::net::Shutdown::Write)
