@@ -21,8 +21,15 @@
 //!   in the block, as on a terminal, and are not expected from the program.
 //! - `wait=SECS`: how long the block may take (default 20 s).
 //! - `any-order`: the lines of each command's output may come in any
-//!   order (the kernel lists sockets in hash-table order).
+//!   order (the kernel lists sockets in hash-table order); on a terminal's
+//!   block, the lines shown must all appear, in any order, among what the
+//!   program prints (a sampler's lines from different polls).
 //! - `skip="why"`: shown, not run (a kernel module, a build).
+//!
+//! After `^C` or `^D` the lines are what the program prints in answer
+//! (what it printed before the key and the lesson does not show is passed
+//! over); the program must then end. A block that ends with the key
+//! shows nothing of the answer, and only the ending is checked.
 //!
 //! All blocks of a lesson run in the order written. At the end, programs
 //! still running are stopped as a person would: Ctrl-D, then Ctrl-C; what
@@ -31,7 +38,8 @@
 //!
 //! Expected lines may hold placeholders for what varies between runs:
 //! `{n}` a number (a pid, a port, an inode), `{t}` a time (`12 ms`,
-//! `0.405`, `59s`), `{*}` any text, `{NAME}` (a lower-case word) a number
+//! `0.405`, `59s`), `{*}` any text, `{NAME}` (a lower-case word, digits
+//! allowed after its first letter) a number
 //! remembered under NAME: the first time it is read, after that it must
 //! be the same, and a command may use it (`kill -9 {child}`). A line
 //! `...` stands for any number of lines. Runs of blanks match runs of
@@ -211,14 +219,21 @@ fn placeholder(p: &[u8]) -> Option<(&str, &[u8])> {
     let body = p.strip_prefix(b"{")?;
     let close = body.iter().position(|&b| b == b'}')?;
     let name = std::str::from_utf8(&body[..close]).ok()?;
-    let valid = name == "*"
-        || (!name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+    let word = name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    let valid = name == "*" || word;
     valid.then(|| (name, &body[close + 1..]))
 }
 
 fn matches_at(p: &[u8], a: &[u8], vars: &mut Vars) -> bool {
     if p.is_empty() {
         return a.is_empty();
+    }
+    // ` {*}` at the end also matches nothing (trailing blanks are trimmed).
+    if p == b" {*}" && a.is_empty() {
+        return true;
     }
     if let Some((name, rest)) = placeholder(p) {
         let digits = a.iter().take_while(|b| b.is_ascii_digit()).count();
@@ -300,6 +315,44 @@ pub fn lines_match_any_order(expected: &[String], actual: &[String], vars: &Vars
         others.remove(i);
         lines_match_any_order(rest, &others, &bound)
     })
+}
+
+/// Every expected line (`...` lines aside) matches a line of its own
+/// somewhere in `actual`, in any order: for a terminal's lines that come
+/// from different polls in an order no one controls. How many lines of
+/// `actual` that takes (up to the last one used), and the bindings.
+pub fn lines_contained(
+    expected: &[String],
+    actual: &[String],
+    vars: &Vars,
+) -> Option<(usize, Vars)> {
+    fn search(
+        expected: &[&String],
+        actual: &[String],
+        used: &mut Vec<bool>,
+        vars: &Vars,
+    ) -> Option<(usize, Vars)> {
+        let Some((first, rest)) = expected.split_first() else {
+            return Some((0, vars.clone()));
+        };
+        for i in 0..actual.len() {
+            if used[i] {
+                continue;
+            }
+            let Some(bound) = line_matches(first, &actual[i], vars) else {
+                continue;
+            };
+            used[i] = true;
+            let found = search(rest, actual, used, &bound);
+            used[i] = false;
+            if let Some((n, v)) = found {
+                return Some((n.max(i + 1), v));
+            }
+        }
+        None
+    }
+    let wanted: Vec<&String> = expected.iter().filter(|l| l.trim() != "...").collect();
+    search(&wanted, actual, &mut vec![false; actual.len()], vars)
 }
 
 /// Where a match went wrong, as a hint for the reader of a failure: the
@@ -438,10 +491,12 @@ impl Terminal {
             let after = &lines[self.cursor.min(lines.len())..];
             let found = match how {
                 Match::Prefix => lines_match(expected, after, vars, false),
+                Match::Contains => lines_contained(expected, after, vars),
                 Match::Whole if exited => lines_match(expected, after, vars, true),
                 Match::AnyOrder if exited => {
                     lines_match_any_order(expected, after, vars).map(|v| (after.len(), v))
                 }
+                Match::Exit if exited => Some((after.len(), vars.clone())),
                 _ => None,
             };
             if let Some((n, found)) = found {
@@ -464,7 +519,12 @@ impl Terminal {
         }
     }
 
+    /// Press a key. What the program printed before it cannot be its
+    /// answer: the lines after the key are looked for in what comes next
+    /// (what came between the blocks and the lesson does not show is
+    /// passed over).
     fn press(&mut self, key: Key) {
+        self.cursor = self.proc.stdout.lines().len();
         match key {
             Key::CtrlD => self.proc.close_stdin(),
             Key::CtrlC => {
@@ -498,10 +558,15 @@ impl Terminal {
 enum Match {
     /// The start of what it printed so far (it goes on running).
     Prefix,
+    /// Somewhere in what it printed so far, in any order (`any-order`
+    /// on a terminal's block).
+    Contains,
     /// All of it, once it has exited.
     Whole,
     /// All of it, once it has exited, lines in any order (`any-order`).
     AnyOrder,
+    /// Nothing: it must only exit.
+    Exit,
 }
 
 /// Split a terminal block's lines at its keys: (lines, the key after them).
@@ -647,12 +712,15 @@ fn run_in_terminal(
     let last = parts.len() - 1;
     for (i, (expected, key)) in parts.iter().enumerate() {
         let expected = without_typed(expected, &typed);
-        // After the last key, the program is expected to end: all that it
-        // printed must be shown.
-        let how = if pressed_any && i == last {
-            Match::Whole
-        } else {
-            Match::Prefix
+        // After the last key the program is expected to end, and what it
+        // prints then must be all shown (a block that ends with the key
+        // shows nothing of it: the program must only end).
+        let any_order = block.attrs.contains_key("any-order");
+        let how = match (pressed_any && i == last, expected.is_empty()) {
+            (false, _) if any_order => Match::Contains,
+            (false, _) => Match::Prefix,
+            (true, false) => Match::Whole,
+            (true, true) => Match::Exit,
         };
         t.expect(&expected, how, vars, deadline)?;
         if let Some(key) = key {
@@ -724,6 +792,8 @@ mod tests {
         assert!(ok("after {t}, {n}s to go", "after 2.96 s, 59s to go"));
         assert!(ok("x {t} y", "x 12ms y"));
         assert!(ok("a {*} b", "a anything at all b"));
+        assert!(ok("to go {*}", "to go (more)"));
+        assert!(ok("to go {*}", "to go"));
         assert!(!ok("a {*} b", "a anything at all c"));
         // Alignment is not counted; words are.
         assert!(ok("State  Recv-Q Local", "State   Recv-Q      Local"));
@@ -780,6 +850,11 @@ mod tests {
         assert_eq!(v["x"], "1");
         assert!(lines_match_any_order(&lines("b {x}\na {x}"), &lines("a 1\nb 2"), &none).is_none());
         assert!(lines_match_any_order(&lines("a\na"), &lines("a\nb"), &none).is_none());
+        // Contained: each somewhere, up to the last one used.
+        let (n, v) =
+            lines_contained(&lines("c {x}\n...\na {x}"), &lines("a 1\nb\nc 1\nd"), &none).unwrap();
+        assert_eq!((n, v["x"].as_str()), (3, "1"));
+        assert!(lines_contained(&lines("c\nc"), &lines("c\nd"), &none).is_none());
     }
 
     #[test]

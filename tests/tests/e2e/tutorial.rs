@@ -64,4 +64,6 @@ lessons! {
     lesson_02_netlink_structures => "02-netlink-structures.md",
     lesson_03_asking_for_sockets => "03-asking-for-sockets.md",
     lesson_04_kernel_conversation => "04-kernel-conversation.md",
+    lesson_05_handshake => "05-handshake.md",
+    lesson_06_echo => "06-echo.md",
 }
