@@ -104,18 +104,46 @@ fn every_path_and_flag_in_the_docs_is_real() {
             }
             let tokens: Vec<&str> = snippet.split_whitespace().collect();
             for (i, token) in tokens.iter().enumerate() {
-                let program = token.rsplit('/').next().unwrap_or(token);
+                // A program may open a quoted command line: its own flags
+                // end where the quote closes.
+                let opens = token.chars().next().filter(|c| *c == '\'' || *c == '"');
+                let bare = token.trim_start_matches(['\'', '"']);
+                let program = bare.rsplit('/').next().unwrap_or(bare);
                 let Some(help) = helps.get(program) else {
                     continue;
                 };
                 if i > 0 && matches!(tokens[i - 1], "-p" | "--package" | "--bin") {
                     continue; // `cargo run -p echo-server`: cargo's flags follow
                 }
+                // A quoted argument is another command line (`lifecycle
+                // --server-cmd 'echo-server --port {port}'`): its flags are
+                // checked where its own program name is met.
+                let mut quote: Option<char> = None;
+                let mut closed = false;
                 for flag in tokens[i + 1..]
                     .iter()
                     .take_while(|t| !matches!(**t, "|" | ";" | "&&" | "&" | "<" | ">" | "--"))
                 {
-                    let flag = flag.trim_matches(|c: char| "`,;:()".contains(c));
+                    if closed {
+                        break;
+                    }
+                    closed = opens.is_some_and(|q| quote.is_none() && flag.ends_with(q));
+                    let quoted = quote.is_some();
+                    if let Some(q) = quote {
+                        if flag.ends_with(q) {
+                            quote = None;
+                        }
+                    } else if let Some(q) = flag.chars().next().filter(|c| *c == '\'' || *c == '"')
+                    {
+                        if flag.len() == 1 || !flag.ends_with(q) {
+                            quote = Some(q);
+                        }
+                        continue;
+                    }
+                    if quoted {
+                        continue;
+                    }
+                    let flag = flag.trim_matches(|c: char| "`,;:()'\"".contains(c));
                     let flag = flag.split('=').next().unwrap_or(flag);
                     if flag.starts_with("--") && flag.len() > 2 && !help.contains(flag) {
                         problems.push(format!(
