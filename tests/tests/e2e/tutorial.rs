@@ -66,4 +66,8 @@ lessons! {
     lesson_04_kernel_conversation => "04-kernel-conversation.md",
     lesson_05_handshake => "05-handshake.md",
     lesson_06_echo => "06-echo.md",
+    lesson_07_teardown => "07-teardown.md",
+    lesson_08_many_clients => "08-many-clients.md",
+    lesson_09_when_things_go_wrong => "09-when-things-go-wrong.md",
+    lesson_10_grading => "10-grading.md",
 }
