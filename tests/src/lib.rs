@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`bins`]: build and find echo-server, echo-client, observer.
+//! - [`cli`]: the two commands' argument parsing and exit codes.
 //! - [`spawn`]: a child process with captured output, killed and reaped on drop.
 //! - [`echo`]: handles on an echo-server and echo-clients.
 //! - [`lab`]: `observer lab` (root), its namespaces and its timeline.
@@ -20,6 +21,7 @@
 //! - [`wait`]: wait for a condition with a deadline.
 
 pub mod bins;
+pub mod cli;
 pub mod echo;
 pub mod grade;
 pub mod interrupt;

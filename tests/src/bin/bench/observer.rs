@@ -141,17 +141,7 @@ fn run_here(report: &mut Report, size: &Size) -> Result<()> {
 
     // The watch with a small crowd first (the large one stays 60 s).
     let small = crowd(100, 0)?;
-    let (n, _) = census();
-    let cpu_workload = |n: usize| {
-        format!("observer watch --port P, default interval (10 ms), {n} TCP sockets present")
-    };
-    report.push(
-        &cpu_workload(n),
-        "observer watch",
-        "% of a core",
-        Better::Lower,
-        watch_cpu(&observer, port, size.watch_seconds)?,
-    );
+    push_watch_cpu(report, &observer, port, size.watch_seconds)?;
     drop(small);
 
     let crowd = crowd(size.crowd * 6 / 10, size.crowd * 4 / 10)?;
@@ -253,14 +243,23 @@ fn run_here(report: &mut Report, size: &Size) -> Result<()> {
         1.0,
     );
 
+    push_watch_cpu(report, &observer, port, size.watch_seconds)?;
+    drop(crowd);
+    Ok(())
+}
+
+/// The watch's CPU share with the sockets present now, as one row.
+fn push_watch_cpu(report: &mut Report, observer: &Path, port: u16, seconds: f64) -> Result<()> {
     let (n, _) = census();
+    let workload =
+        format!("observer watch --port P, default interval (10 ms), {n} TCP sockets present");
+    let cpu = watch_cpu(observer, port, seconds)?;
     report.push(
-        &cpu_workload(n),
+        &workload,
         "observer watch",
         "% of a core",
         Better::Lower,
-        watch_cpu(&observer, port, size.watch_seconds)?,
+        cpu,
     );
-    drop(crowd);
     Ok(())
 }
