@@ -321,21 +321,40 @@ impl Proc {
         // reparented (to us, if we are a subreaper) and harder to find.
         let descendants = procfs::descendants(self.pid());
         let _ = kill(Pid::from_raw(self.pid()), Signal::SIGKILL);
-        for p in &descendants {
-            let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
-        }
         let _ = self.child.wait().map(|s| self.status = Some(s));
         crate::interrupt::untrack(self.pid());
-        // Orphans that came to us as subreaper: collect them, briefly.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        for p in descendants {
-            while Instant::now() < deadline {
-                match waitpid(Pid::from_raw(p.pid), Some(WaitPidFlag::WNOHANG)) {
-                    Ok(nix::sys::wait::WaitStatus::StillAlive) => {
-                        std::thread::sleep(Duration::from_millis(2))
-                    }
-                    _ => break, // reaped, or not our child (init has it)
+        finish_off(self.pid(), &descendants);
+    }
+}
+
+/// The processes of a tree that outlived its root: SIGKILL to each that
+/// is still the process we saw (its parent is still one of the tree, or
+/// it was adopted by us or by init: not a new process that got a recycled
+/// pid), then collect those that came to us as subreaper, briefly.
+///
+/// socat's and ncat's per-connection processes outlive a listener that
+/// exits on SIGTERM; a pair of them deadlocked on full pipes never ends.
+fn finish_off(root: i32, descendants: &[procfs::ProcInfo]) {
+    let tree: std::collections::HashSet<i32> = std::iter::once(root)
+        .chain(descendants.iter().map(|p| p.pid))
+        .collect();
+    let me = std::process::id() as i32;
+    for p in descendants {
+        let same = procfs::info(p.pid).is_some_and(|now| {
+            now.state != 'Z' && (tree.contains(&now.ppid) || now.ppid == me || now.ppid == 1)
+        });
+        if same {
+            let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for p in descendants {
+        while Instant::now() < deadline {
+            match waitpid(Pid::from_raw(p.pid), Some(WaitPidFlag::WNOHANG)) {
+                Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                    std::thread::sleep(Duration::from_millis(2))
                 }
+                _ => break, // reaped, or not our child (init has it)
             }
         }
     }
@@ -411,18 +430,24 @@ pub const GRACE: Duration = Duration::from_secs(5);
 
 impl Proc {
     /// Ask the program to stop (SIGTERM) and give it `GRACE` to clean up
-    /// after itself; then kill whatever is left. A client dies at once, a
-    /// server reaps its children, a lab removes its namespaces.
+    /// after itself; then kill whatever is left, of it and of the
+    /// processes it had started. A client dies at once, a server reaps its
+    /// children, a lab removes its namespaces.
     pub fn stop_tree(&mut self) {
         if self.try_status().is_some() {
             return;
         }
+        let descendants = procfs::descendants(self.pid());
         let _ = kill(Pid::from_raw(self.pid()), Signal::SIGTERM);
         let deadline = Instant::now() + GRACE;
         while self.try_status().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        self.kill_tree();
+        if self.try_status().is_none() {
+            self.kill_tree();
+        } else {
+            finish_off(self.pid(), &descendants);
+        }
     }
 }
 
