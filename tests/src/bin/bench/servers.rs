@@ -362,7 +362,14 @@ pub fn throughput_verified(addr: SocketAddr, total: usize) -> Result<f64> {
     let mut buf = vec![0u8; CHUNK];
     let mut got = 0;
     while got < total {
-        let n = reader.read(&mut buf)?;
+        let n = match reader.read(&mut buf) {
+            Ok(n) => n,
+            // SO_RCVTIMEO ran out: EAGAIN.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                anyhow::bail!("stalled: nothing came back for 10 s after {got} of {total} bytes")
+            }
+            Err(e) => return Err(e.into()),
+        };
         ensure!(n > 0, "EOF after {got} of {total} bytes");
         for (k, &b) in buf[..n].iter().enumerate() {
             ensure!(b == pattern(got + k), "byte {} differs", got + k);
