@@ -160,3 +160,22 @@ fn every_path_and_flag_in_the_docs_is_real() {
         problems.join("\n")
     );
 }
+
+/// `cargo run -p PACKAGE` (the README's first command) needs to know which
+/// binary to run: a package with several has a `default-run`.
+#[test]
+fn cargo_run_of_each_package_picks_one_binary() {
+    for dir in ["echo-server", "echo-client", "observer", "tests"] {
+        let manifest = std::fs::read_to_string(root().join(dir).join("Cargo.toml")).unwrap();
+        let declared = manifest.matches("[[bin]]").count();
+        let under_bin = std::fs::read_dir(root().join(dir).join("src/bin"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        let main = usize::from(root().join(dir).join("src/main.rs").exists());
+        let binaries = declared.max(main) + under_bin;
+        assert!(
+            binaries <= 1 || manifest.contains("default-run"),
+            "{dir} has {binaries} binaries and no default-run: `cargo run -p` would refuse"
+        );
+    }
+}
