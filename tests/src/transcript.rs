@@ -38,14 +38,14 @@
 //!
 //! Expected lines may hold placeholders for what varies between runs:
 //! `{n}` a number (a pid, a port, an inode), `{t}` a time (`12 ms`,
-//! `0.405`, `59s`), `{*}` any text, `{NAME}` (a lower-case word, digits
-//! allowed after its first letter) a number
-//! remembered under NAME: the first time it is read, after that it must
-//! be the same, and a command may use it (`kill -9 {child}`; a name not
-//! yet bound stays as written, as in `lifecycle --server-cmd 'CMD {port}'`).
-//! A line
-//! `...` stands for any number of lines. Runs of blanks match runs of
-//! blanks: the checker does not count alignment spaces.
+//! `0.405`, `59s`), `{*}` any text (at the end of a line, after a blank,
+//! also none), and `{NAME}` (a lower-case word, digits allowed after its
+//! first letter), a number remembered under NAME: the first time it is
+//! read, after that it must be the same, and a command may use it (`kill
+//! -9 {child}`; a name not yet bound stays as written, as in `lifecycle
+//! --server-cmd 'CMD {port}'`). A line `...` stands for any number of
+//! lines. Runs of blanks match runs of blanks, and blanks at either end
+//! are not counted: alignment is not checked.
 //!
 //! Every lesson runs in a network namespace of its own (see
 //! [`check_lesson_isolated`]): port 6666 is always free, and `ss` and
