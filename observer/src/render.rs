@@ -207,14 +207,6 @@ impl Table {
         self.close_cell(self.text.len() - text.len());
     }
 
-    /// Append one cell written with `format_args!` (no temporary String).
-    pub fn cell_fmt(&mut self, args: std::fmt::Arguments<'_>) {
-        // Writing to a String cannot fail.
-        self.cell_with(|text| {
-            let _ = std::fmt::Write::write_fmt(text, args);
-        });
-    }
-
     /// Append one cell that `write` appends to the table's text.
     pub fn cell_with(&mut self, write: impl FnOnce(&mut String)) {
         let start = self.text.len();

@@ -274,11 +274,6 @@ impl Proc {
         Ok(())
     }
 
-    /// Is its stdin still open?
-    pub fn stdin_open(&self) -> bool {
-        self.stdin.is_some()
-    }
-
     /// Has it exited? (Reaps it if so.)
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {

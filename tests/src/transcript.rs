@@ -712,12 +712,12 @@ fn run_in_terminal(
     let parts = segments(&block.lines);
     let pressed_any = parts.iter().any(|(_, key)| key.is_some());
     let last = parts.len() - 1;
+    let any_order = block.attrs.contains_key("any-order");
     for (i, (expected, key)) in parts.iter().enumerate() {
         let expected = without_typed(expected, &typed);
         // After the last key the program is expected to end, and what it
         // prints then must be all shown (a block that ends with the key
         // shows nothing of it: the program must only end).
-        let any_order = block.attrs.contains_key("any-order");
         let how = match (pressed_any && i == last, expected.is_empty()) {
             (false, _) if any_order => Match::Contains,
             (false, _) => Match::Prefix,
