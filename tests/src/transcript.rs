@@ -808,6 +808,30 @@ mod tests {
         ));
     }
 
+    /// Lesson 01's line for the forked child, against both things the
+    /// observer may print: asleep at first sight, or first seen running
+    /// (as a CI run printed it) and asleep one poll later.
+    #[test]
+    fn a_process_first_seen_running_still_matches_lesson_01() {
+        let none = Vars::new();
+        let lesson = "{t} pid {child} echo-server ppid {server}: {*}S in wait_woken: \
+                      read(): waiting for data on socket fd 4 {*}";
+        let asleep = "    0.037  pid 13803         echo-server ppid 13792: watching \
+                      `echo-server`: S in wait_woken: read(): waiting for data on socket fd 4";
+        let woke = "    0.055  pid 13803         echo-server ppid 13792: S in wait_woken: \
+                    read(): waiting for data on socket fd 4 (was R -)";
+        let running = "    0.026  pid 13803         echo-server ppid 13792: watching \
+                       `echo-server`: R in -";
+        assert!(line_matches(lesson, asleep, &none).is_some());
+        assert!(line_matches(lesson, woke, &none).is_some());
+        assert!(line_matches(lesson, running, &none).is_none());
+        let lesson_md = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tutorial/01-three-terminals.md"),
+        )
+        .unwrap();
+        assert!(lesson_md.lines().any(|l| l == lesson));
+    }
+
     #[test]
     fn a_named_number_is_remembered_and_must_repeat() {
         let v = line_matches(
