@@ -84,10 +84,17 @@ pub fn elapsed(d: std::time::Duration) -> String {
 
 /// The peer of a listener is `*`, as it has none.
 pub fn remote(socket: &SockInfo) -> String {
+    let mut text = String::new();
+    push_remote(&mut text, socket);
+    text
+}
+
+/// Append the peer as [`remote`] writes it.
+pub fn push_remote(text: &mut String, socket: &SockInfo) {
     if socket.state == TcpState::Listen {
-        "*".to_string()
+        text.push('*');
     } else {
-        addr(socket.remote)
+        push_addr(text, socket.remote);
     }
 }
 
@@ -134,17 +141,22 @@ pub fn push_decimal(text: &mut String, mut n: u64) {
     }
 }
 
-/// `timewait 58s`, `on 200ms`, `keepalive 2h00m`, or `-`.
-pub fn timer(socket: &SockInfo) -> String {
-    match socket.timer {
-        Timer::Off => "-".to_string(),
-        Timer::On if socket.retrans > 0 => format!(
-            "on {} (retrans {})",
-            millis(socket.expires_ms.into()),
-            socket.retrans
-        ),
-        t => format!("{} {}", t.name(), millis(socket.expires_ms.into())),
-    }
+/// Append the socket's timer: `timewait 58s`, `on 200ms`, `keepalive
+/// 2h00m`, or `-`.
+pub fn push_timer(text: &mut String, socket: &SockInfo) {
+    use std::fmt::Write;
+    let left = || millis(socket.expires_ms.into());
+    // Writing to a String cannot fail.
+    let _ = match socket.timer {
+        Timer::Off => {
+            text.push('-');
+            Ok(())
+        }
+        Timer::On if socket.retrans > 0 => {
+            write!(text, "on {} (retrans {})", left(), socket.retrans)
+        }
+        t => write!(text, "{} {}", t.name(), left()),
+    };
 }
 
 /// Visible width of a string, not counting ANSI colour codes.

@@ -79,12 +79,20 @@ pub fn build(sockets: Vec<SockInfo>, owners: &Owners, port: Option<u16>) -> Snap
     }
 }
 
+/// `echo-server[4100]/3 echo-server[4101]/3`: every holder, blank-separated.
 pub fn owners_text(owners: &[Owner]) -> String {
-    owners
-        .iter()
-        .map(Owner::to_string)
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut text = String::new();
+    push_owners(&mut text, owners);
+    text
+}
+
+/// Append the holders as [`owners_text`] writes them.
+fn push_owners(text: &mut String, owners: &[Owner]) {
+    for (i, owner) in owners.iter().enumerate() {
+        let gap = if i == 0 { "" } else { " " };
+        // Writing to a String cannot fail.
+        let _ = write!(text, "{gap}{owner}");
+    }
 }
 
 /// The JSON object for one socket (schema: observer/README.md).
@@ -147,25 +155,12 @@ pub fn print(
         table.cell_with(|t| render::push_decimal(t, info.recv_q.into()));
         table.cell_with(|t| render::push_decimal(t, info.send_q.into()));
         table.cell_with(|t| render::push_addr(t, info.local));
-        if info.state == crate::tcp_state::TcpState::Listen {
-            table.cell("*"); // a listener has no peer
-        } else {
-            table.cell_with(|t| render::push_addr(t, info.remote));
-        }
+        table.cell_with(|t| render::push_remote(t, info));
         table.cell(row.role.name());
-        match info.timer {
-            crate::diag::Timer::Off => table.cell("-"),
-            _ => table.cell(&render::timer(info)),
-        }
+        table.cell_with(|t| render::push_timer(t, info));
         table.cell_with(|t| render::push_decimal(t, info.uid.into()));
         table.cell_with(|t| render::push_decimal(t, info.inode.into()));
-        table.cell_with(|text| {
-            for (i, owner) in row.owners.iter().enumerate() {
-                let gap = if i == 0 { "" } else { " " };
-                // Writing to a String cannot fail.
-                let _ = write!(text, "{gap}{owner}");
-            }
-        });
+        table.cell_with(|t| push_owners(t, &row.owners));
         table.end_row();
     }
     table.write_to(out)
