@@ -46,12 +46,22 @@ pub fn syscall_line(pid: i32) -> String {
         .to_string()
 }
 
-/// (pid, ppid, state) of every process: one read of `/proc/PID/stat` each.
+/// A process as one read of its `/proc/PID/stat` gives it: enough to walk
+/// a tree and count its zombies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub pid: i32,
+    pub ppid: i32,
+    /// R running, S sleeping, T stopped, Z zombie, ...
+    pub state: char,
+}
+
+/// Every process's [`Stat`]: one read of `/proc/PID/stat` each.
 ///
 /// Only these three fields: asking for wchan and the system call of every
 /// process on the machine would cost three reads each, and a benchmark
 /// holding 1,000 server children has over 2,000 processes.
-fn parents() -> Vec<(i32, i32, char)> {
+fn stats() -> Vec<Stat> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -61,30 +71,31 @@ fn parents() -> Vec<(i32, i32, char)> {
             // The fields after comm start after its last ')' (proc(5)).
             let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
             let state = fields.next()?.chars().next()?;
-            Some((pid, fields.next()?.parse().ok()?, state))
+            let ppid = fields.next()?.parse().ok()?;
+            Some(Stat { pid, ppid, state })
         })
         .collect()
 }
 
 /// Every process whose parent is `ppid`.
 pub fn children(ppid: i32) -> Vec<ProcInfo> {
-    parents()
+    stats()
         .into_iter()
-        .filter(|&(_, parent, _)| parent == ppid)
-        .filter_map(|(pid, _, _)| info(pid))
+        .filter(|s| s.ppid == ppid)
+        .filter_map(|s| info(s.pid))
         .collect()
 }
 
-/// `pid` and all its descendants, parents before children: one pass over
-/// /proc, then a walk down the tree it gives.
-pub fn descendants(pid: i32) -> Vec<ProcInfo> {
-    let all = parents();
-    let mut out: Vec<ProcInfo> = Vec::new();
+/// All the descendants of `pid` (not `pid` itself), parents before
+/// children: one pass over /proc, then a walk down the tree it gives.
+pub fn descendants(pid: i32) -> Vec<Stat> {
+    let all = stats();
+    let mut out = Vec::new();
     let mut frontier = vec![pid];
     while let Some(parent) = frontier.pop() {
-        for &(child, _, _) in all.iter().filter(|&&(_, p, _)| p == parent) {
-            frontier.push(child);
-            out.extend(info(child));
+        for s in all.iter().filter(|s| s.ppid == parent) {
+            frontier.push(s.pid);
+            out.push(*s);
         }
     }
     out

@@ -329,7 +329,7 @@ impl Proc {
 ///
 /// socat's and ncat's per-connection processes outlive a listener that
 /// exits on SIGTERM; a pair of them deadlocked on full pipes never ends.
-fn finish_off(root: i32, descendants: &[procfs::ProcInfo]) {
+fn finish_off(root: i32, descendants: &[procfs::Stat]) {
     let tree: std::collections::HashSet<i32> = std::iter::once(root)
         .chain(descendants.iter().map(|p| p.pid))
         .collect();
@@ -388,8 +388,8 @@ pub fn output_tracked(command: &mut Command) -> std::io::Result<std::process::Ou
 /// As a subreaper (`procfs::become_subreaper`) we inherit the orphans of
 /// the servers we start: socat's `cat`, left running when its socat child
 /// exits, comes to us, and when it exits it is our zombie. Nobody else
-/// will wait() for it; this thread does, every 20 ms, for each zombie
-/// child of ours that we did not start ourselves. (Our children are listed
+/// will wait() for it; this thread does, every 20 ms, for each child of
+/// ours that we did not start ourselves. (Our children are listed
 /// in /proc/self/task/TID/children: no scan of all of /proc.)
 pub fn reap_adopted_orphans() {
     std::thread::spawn(|| {
@@ -409,11 +409,10 @@ pub fn reap_adopted_orphans() {
                         .collect::<Vec<i32>>()
                 })
                 .collect();
-            for pid in children {
-                let zombie = procfs::info(pid).is_some_and(|p| p.state == 'Z');
-                if zombie && !ours.contains(&pid) {
-                    let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
-                }
+            // WNOHANG: a child still running is left as it is, so there is
+            // no need to read its state first.
+            for pid in children.into_iter().filter(|pid| !ours.contains(pid)) {
+                let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
             }
         }
     });
