@@ -7,18 +7,11 @@ use std::path::{Path, PathBuf};
 use lifecycle::bins::binaries;
 use lifecycle::spawn::{Input, Proc};
 
-use crate::setup;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use crate::{repo_root, setup};
 
 /// README.md, every package's README.md, every lesson.
 fn documents() -> Vec<PathBuf> {
-    let root = root();
+    let root = repo_root();
     let mut docs = vec![root.join("README.md")];
     for dir in ["echo-server", "echo-client", "observer", "tests"] {
         let readme = root.join(dir).join("README.md");
@@ -83,7 +76,7 @@ fn every_path_and_flag_in_the_docs_is_real() {
     let mut problems = Vec::new();
     for doc in documents() {
         let text = std::fs::read_to_string(&doc).unwrap();
-        let name = doc.strip_prefix(root()).unwrap().display().to_string();
+        let name = doc.strip_prefix(repo_root()).unwrap().display().to_string();
         for snippet in snippets(&text) {
             for token in snippet.split_whitespace() {
                 let token = token.trim_matches(|c: char| "`,;:()".contains(c));
@@ -97,7 +90,7 @@ fn every_path_and_flag_in_the_docs_is_real() {
                 ];
                 if tops.iter().any(|t| token.starts_with(t))
                     && !token.contains('<')
-                    && !root().join(token).exists()
+                    && !repo_root().join(token).exists()
                 {
                     problems.push(format!("{name}: no such path {token}"));
                 }
@@ -166,12 +159,12 @@ fn every_path_and_flag_in_the_docs_is_real() {
 #[test]
 fn cargo_run_of_each_package_picks_one_binary() {
     for dir in ["echo-server", "echo-client", "observer", "tests"] {
-        let manifest = std::fs::read_to_string(root().join(dir).join("Cargo.toml")).unwrap();
+        let manifest = std::fs::read_to_string(repo_root().join(dir).join("Cargo.toml")).unwrap();
         let declared = manifest.matches("[[bin]]").count();
-        let under_bin = std::fs::read_dir(root().join(dir).join("src/bin"))
+        let under_bin = std::fs::read_dir(repo_root().join(dir).join("src/bin"))
             .map(|d| d.count())
             .unwrap_or(0);
-        let main = usize::from(root().join(dir).join("src/main.rs").exists());
+        let main = usize::from(repo_root().join(dir).join("src/main.rs").exists());
         let binaries = declared.max(main) + under_bin;
         assert!(
             binaries <= 1 || manifest.contains("default-run"),

@@ -13,6 +13,14 @@ mod tutorial;
 
 use std::sync::Once;
 
+/// The repository's top directory (the workspace).
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repository")
+        .to_path_buf()
+}
+
 /// Once per test binary: become the subreaper of our descendants, so that
 /// children orphaned by a killed server are ours to count and reap.
 pub fn setup() {

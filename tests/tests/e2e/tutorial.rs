@@ -10,14 +10,7 @@ use std::path::{Path, PathBuf};
 use lifecycle::bins::binaries;
 use lifecycle::transcript;
 
-use crate::{needs_root, setup};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is inside the repository")
-        .to_path_buf()
-}
+use crate::{needs_root, repo_root, setup};
 
 fn check(file: &str) {
     setup();
@@ -32,8 +25,8 @@ fn check(file: &str) {
     .iter()
     .filter_map(|p| p.parent().map(Path::to_path_buf))
     .collect();
-    let lesson = repo().join("tutorial").join(file);
-    let failures = transcript::check_lesson_isolated(&lesson, &dirs, &repo()).unwrap();
+    let lesson = repo_root().join("tutorial").join(file);
+    let failures = transcript::check_lesson_isolated(&lesson, &dirs, &repo_root()).unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
@@ -49,7 +42,7 @@ macro_rules! lessons {
         #[test]
         fn every_lesson_is_checked() {
             let checked = [$($file),*];
-            for entry in std::fs::read_dir(repo().join("tutorial")).unwrap() {
+            for entry in std::fs::read_dir(repo_root().join("tutorial")).unwrap() {
                 let name = entry.unwrap().file_name().to_string_lossy().into_owned();
                 if name.ends_with(".md") && name.as_bytes()[0].is_ascii_digit() {
                     assert!(checked.contains(&name.as_str()), "{name} is not checked");
