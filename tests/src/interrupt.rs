@@ -56,6 +56,26 @@ pub fn untrack_file(path: &PathBuf) {
     lock(&TEMP_FILES).retain(|p| p != path);
 }
 
+/// A temporary file that removes itself when dropped, even when the work
+/// fails half-way, and on Ctrl-C (it is tracked from the start).
+#[derive(Debug)]
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    /// Track `path`; the file itself is made by whoever writes it.
+    pub fn new(path: PathBuf) -> TempFile {
+        track_file(path.clone());
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        untrack_file(&self.0);
+    }
+}
+
 /// Call once, first thing in main(), before any thread starts.
 pub fn cleanup_on_signal() {
     let mut set = SigSet::empty();

@@ -1,31 +1,10 @@
 //! `echo`: every byte comes back, whatever the bytes (UNP 5.3-5.5, 6.7).
 
-use std::path::PathBuf;
-
 use crate::echo::Client;
+use crate::interrupt::TempFile;
 use crate::random_bytes;
 use crate::spawn::Input;
 use crate::story::{Failure, PATIENCE, Story};
-
-/// A file that removes itself, even when the scenario fails half-way (and,
-/// through the interrupt registry, on Ctrl-C).
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn create(path: PathBuf, data: &[u8]) -> Result<TempFile, Failure> {
-        crate::interrupt::track_file(path.clone());
-        let file = TempFile(path);
-        std::fs::write(&file.0, data).map_err(anyhow::Error::from)?;
-        Ok(file)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-        crate::interrupt::untrack_file(&self.0);
-    }
-}
 
 /// Lines, a 1 MiB line, binary with NUL bytes, no final newline, in both
 /// client modes; and a file given as stdin (batch mode).
@@ -52,7 +31,8 @@ pub fn byte_for_byte(story: &mut Story) -> Result<(), Failure> {
     }
     let data = random_bytes(7, 2 << 20);
     let path = std::env::temp_dir().join(format!("echo-lab-batch-{}.bin", std::process::id()));
-    let file = TempFile::create(path, &data)?;
+    let file = TempFile::new(path);
+    std::fs::write(&file.0, &data).map_err(anyhow::Error::from)?;
     for mode in ["lockstep", "poll"] {
         let client = story.client(server.addr, &["--mode", mode], Input::File(&file.0))?;
         let out = client.finish(PATIENCE)?;

@@ -13,28 +13,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use lifecycle::bins::binaries;
 use lifecycle::echo::Server;
+use lifecycle::interrupt::TempFile;
 
 use crate::report::{Better, Report};
 use crate::{Size, installed};
 
-/// A temporary file, removed when dropped (and on Ctrl-C, by the
-/// harness's clean-up thread).
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str) -> TempFile {
-        let path =
-            std::env::temp_dir().join(format!("echo-lab-bench-{}-{name}", std::process::id()));
-        lifecycle::interrupt::track_file(path.clone());
-        TempFile(path)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-        lifecycle::interrupt::untrack_file(&self.0);
-    }
+/// `echo-lab-bench-PID-NAME` in the temporary directory.
+fn temp_file(name: &str) -> TempFile {
+    TempFile::new(
+        std::env::temp_dir().join(format!("echo-lab-bench-{}-{name}", std::process::id())),
+    )
 }
 
 /// Lines of 1,023 printable bytes and a newline (the client's lockstep
@@ -98,8 +86,8 @@ pub const NC: &str = "nc -N";
 pub fn run(report: &mut Report, size: &Size) -> Result<()> {
     let server = Server::start(&["--mode", "fork"])?;
     let (host, port) = (server.addr.ip().to_string(), server.port().to_string());
-    let input = TempFile::new("batch.in");
-    let output = TempFile::new("batch.out");
+    let input = temp_file("batch.in");
+    let output = temp_file("batch.out");
     let data = batch(size.batch);
     std::fs::write(&input.0, &data)?;
     let client = binaries()?.client.clone();
