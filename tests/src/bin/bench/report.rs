@@ -69,18 +69,6 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn add(&mut self, workload: &str, contender: &str, unit: &'static str, better: Better) {
-        if self.row(workload, contender).is_none() {
-            self.rows.push(Row {
-                workload: workload.into(),
-                contender: contender.into(),
-                unit,
-                better,
-                values: Vec::new(),
-            });
-        }
-    }
-
     /// Record one round's value (the row is created on first use).
     pub fn push(
         &mut self,
@@ -90,14 +78,21 @@ impl Report {
         better: Better,
         value: f64,
     ) {
-        self.add(workload, contender, unit, better);
-        if let Some(row) = self
+        let found = self
             .rows
-            .iter_mut()
-            .find(|r| r.workload == workload && r.contender == contender)
-        {
-            row.values.push(value);
-        }
+            .iter()
+            .position(|r| r.workload == workload && r.contender == contender);
+        let at = found.unwrap_or_else(|| {
+            self.rows.push(Row {
+                workload: workload.into(),
+                contender: contender.into(),
+                unit,
+                better,
+                values: Vec::new(),
+            });
+            self.rows.len() - 1
+        });
+        self.rows[at].values.push(value);
     }
 
     /// `contender` failed on `workload` (once per pair is said).
