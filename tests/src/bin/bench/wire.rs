@@ -2,8 +2,7 @@
 //! tracepoint (`fidelity`), and what the lab's user-space wire adds to
 //! loopback (`relay`).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use lifecycle::bins::binaries;
@@ -111,54 +110,18 @@ pub fn bench_fidelity() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Round trips of one byte (median, p99 in microseconds) and MB/s through
-/// one connection to an echo server at `addr`, printed as one JSON line.
+/// Round trips of one byte (median, p99 in microseconds) and MB/s of
+/// 64 MiB echoed and verified through one connection to an echo server
+/// at `addr`, printed as one JSON line.
 pub fn relay_probe(addr: &str) -> anyhow::Result<()> {
-    const ROUNDS: usize = 2000;
     let addr: SocketAddr = addr.parse()?;
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_nodelay(true)?;
-    let mut byte = [0u8; 1];
-    let mut rtts = Vec::with_capacity(ROUNDS);
-    for _ in 0..ROUNDS {
-        let start = Instant::now();
-        stream.write_all(b"x")?;
-        stream.read_exact(&mut byte)?;
-        rtts.push(start.elapsed().as_secs_f64() * 1e6);
-    }
-    rtts.sort_by(f64::total_cmp);
-    drop(stream);
-    let mbs = megabytes_per_second_n(addr, 64 << 20)?;
+    let (median, p99) = crate::servers::round_trips(addr, 2000, 1)?;
+    let mbs = crate::servers::throughput_verified(addr, 64 << 20)?;
     println!(
         "{}",
-        serde_json::json!({"median_us": rtts[ROUNDS / 2], "p99_us": rtts[ROUNDS * 99 / 100], "mb_s": mbs})
+        serde_json::json!({"median_us": median, "p99_us": p99, "mb_s": mbs})
     );
     Ok(())
-}
-
-/// MB/s of `total` bytes echoed through one connection: a writer thread
-/// sends while this one reads the echo back.
-fn megabytes_per_second_n(addr: SocketAddr, total: usize) -> anyhow::Result<f64> {
-    let stream = TcpStream::connect(addr)?;
-    let mut reader = stream.try_clone()?;
-    let start = Instant::now();
-    let writer = std::thread::spawn(move || {
-        let mut stream = stream;
-        let chunk = vec![7u8; 64 * 1024];
-        let mut sent = 0;
-        while sent < total && stream.write_all(&chunk).is_ok() {
-            sent += chunk.len();
-        }
-    });
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut got = 0;
-    while got < total {
-        let n = reader.read(&mut buf)?;
-        anyhow::ensure!(n > 0, "EOF after {got} bytes");
-        got += n;
-    }
-    let _ = writer.join();
-    Ok(total as f64 / 1e6 / start.elapsed().as_secs_f64())
 }
 
 /// What the lab's relay adds on its own: the same probe through the lab
