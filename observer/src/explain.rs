@@ -52,6 +52,41 @@ pub struct Ctx {
     pub ack: bool,
 }
 
+/// Room kept beside a number whose width changes from run to run.
+///
+/// An inode is 5 digits on one machine and 9 on another, a port id is a
+/// pid. Were the text around such a number wrapped by its printed width,
+/// a line would break at a different word on each machine, and a lesson
+/// that shows the output could not be checked. So a number keeps room for
+/// its widest form: [`wide`] pads it with this character, which [`wrap`]
+/// counts like any other and [`printed`] removes before anything is shown.
+/// The lines then break where they would for the widest number, whatever
+/// the number is (a shorter one leaves its line a little short).
+const ROOM: char = '\u{E000}';
+
+/// `n` with room for `widest` characters (see [`ROOM`]).
+pub fn wide(n: impl std::fmt::Display, widest: usize) -> String {
+    let mut text = n.to_string();
+    let room = widest.saturating_sub(text.chars().count());
+    text.extend(std::iter::repeat_n(ROOM, room));
+    text
+}
+
+/// The text as shown: without the room kept by [`wide`].
+pub fn printed(text: &str) -> String {
+    text.replace(ROOM, "")
+}
+
+/// Decimal digits of the largest value a field of `size` bytes holds.
+fn widest_decimal(size: usize) -> usize {
+    match size {
+        1 => 3,  // 255
+        2 => 5,  // 65535
+        4 => 10, // 4294967295
+        _ => 20, // 18446744073709551615
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes
         .iter()
@@ -110,8 +145,13 @@ pub fn value_of(field: &Field, buf: &[u8], ctx: Ctx) -> String {
         8 => field.u64(buf),
         _ => 0,
     };
+    // A number that changes from run to run keeps room for the widest
+    // value of its size (see ROOM), a hex one for all its digits.
+    let dec = |v: u64| wide(v, widest_decimal(field.size));
+    let hexa = |v: u64| wide(format!("{v:#x}"), 2 + 2 * field.size);
     match field.kind {
         Kind::Int | Kind::Pad | Kind::Size => n().to_string(),
+        Kind::Varies => dec(n()),
         Kind::Len => format!("{} bytes", n()),
         Kind::MsgType => {
             let t = n() as u16;
@@ -149,15 +189,15 @@ pub fn value_of(field: &Field, buf: &[u8], ctx: Ctx) -> String {
             let t = n() as u8;
             format!("{t} {}", wire::timer_name(t))
         }
-        Kind::Port => field.be16(buf).to_string(),
+        Kind::Port => dec(field.be16(buf).into()),
         Kind::Addr => field.addr(buf, ctx.family).to_string(),
-        Kind::Millis => format!("{} ms", n()),
+        Kind::Millis => format!("{} ms", dec(n())),
         Kind::Cookie => {
             let c = field.u64(buf);
             if c == u64::MAX {
                 "all ones: no cookie".to_string()
             } else {
-                format!("{c:#x}")
+                hexa(c)
             }
         }
         Kind::NegErrno => {
@@ -171,7 +211,7 @@ pub fn value_of(field: &Field, buf: &[u8], ctx: Ctx) -> String {
         }
         Kind::PortId => match n() {
             0 => "0: the kernel".to_string(),
-            p => format!("{p}: a user-space socket"),
+            p => format!("{}: a user-space socket", dec(p)),
         },
         Kind::Groups => format!("{:#x}", n()),
         Kind::AttrType => {
@@ -187,7 +227,7 @@ pub fn value_of(field: &Field, buf: &[u8], ctx: Ctx) -> String {
             format!("{c} {}", bytecode::op_name(c))
         }
         Kind::Jump => format!("{} bytes", n()),
-        Kind::Pointer => format!("{:#x}", n()),
+        Kind::Pointer => hexa(n()),
     }
 }
 
@@ -379,7 +419,11 @@ pub fn render_text(sections: &[Section]) -> String {
             out.push_str(line);
             out.push('\n');
         }
-        let underline = title.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+        let underline = title
+            .iter()
+            .map(|l| printed(l).chars().count())
+            .max()
+            .unwrap_or(0);
         out.push_str(&format!("{}\n", "-".repeat(underline)));
         for row in &section.rows {
             let chunks: Vec<&[u8]> = if row.bytes.is_empty() {
@@ -421,7 +465,9 @@ pub fn render_text(sections: &[Section]) -> String {
             }
         }
     }
-    out
+    // Lines were broken with room kept for the widest numbers; now show
+    // the numbers as they are.
+    printed(&out)
 }
 
 /// Word-wrap to `width` columns.
@@ -449,15 +495,15 @@ pub fn render_json(sections: &[Section]) -> Value {
             .iter()
             .map(|s| {
                 json!({
-                    "title": s.title,
+                    "title": printed(&s.title),
                     "rows": s.rows.iter().map(|r| json!({
                         "offset": r.offset,
                         "hex": hex(&r.bytes),
                         "field": r.field,
-                        "value": r.value,
-                        "meaning": r.meaning,
+                        "value": printed(&r.value),
+                        "meaning": printed(&r.meaning),
                     })).collect::<Vec<_>>(),
-                    "notes": s.notes,
+                    "notes": s.notes.iter().map(|n| printed(n)).collect::<Vec<_>>(),
                 })
             })
             .collect(),
@@ -561,7 +607,7 @@ pub fn explain(options: &Options) -> Result<Vec<Section>, DiagError> {
         rows: annotate(&wire::sockaddr_nl::LAYOUT, &sent.sockaddr, 0, ctx),
         notes: vec![format!(
             "Our own address, from bind(): port id {}. nl_pid 0 in the destination means the kernel.",
-            socket.port_id()
+            wide(socket.port_id(), 10)
         )],
     });
     sections.push(Section {
@@ -571,12 +617,12 @@ pub fn explain(options: &Options) -> Result<Vec<Section>, DiagError> {
             .chain(annotate(&wire::iovec::LAYOUT, &sent.iovec, 0, ctx))
             .collect(),
         notes: vec![format!(
-            "sendmsg(fd, &msghdr, 0): msg_name = {:#x} is the sockaddr_nl above, msg_iov = {:#x} the iovec, \
-             whose iov_base = {:#x} is the {}-byte message below. These live in our memory; the kernel copies \
+            "sendmsg(fd, &msghdr, 0): msg_name = {} is the sockaddr_nl above, msg_iov = {} the iovec, \
+             whose iov_base = {} is the {}-byte message below. These live in our memory; the kernel copies \
              the message in and never sees the pointers again.",
-            sent.sockaddr_at,
-            sent.iovec_at,
-            sent.request_at,
+            pointer(sent.sockaddr_at),
+            pointer(sent.iovec_at),
+            pointer(sent.request_at),
             request.len()
         )],
     });
@@ -659,14 +705,18 @@ pub fn explain(options: &Options) -> Result<Vec<Section>, DiagError> {
     if let Some(done) = done {
         sections.push(done);
     }
-    let sizes: Vec<String> = datagrams.iter().map(|d| d.len().to_string()).collect();
+    // A datagram's size changes with the sockets that fill it: room for 5
+    // digits. (The counts are the lesson's: its own namespace holds only
+    // the lesson's sockets.)
+    let sizes: Vec<String> = datagrams.iter().map(|d| wide(d.len(), 5)).collect();
     let mut notes = vec![
         format!(
-            "{} datagrams ({} bytes), {} messages: {sockets} sockets ({} IPv4, {} IPv6) and the NLMSG_DONE; \
+            "{} datagrams ({} bytes), {} messages: {} sockets ({} IPv4, {} IPv6) and the NLMSG_DONE; \
              {} shown in full (--max). Round trip: {}.",
             exchange.datagrams,
             sizes.join(" + "),
             exchange.messages,
+            sockets,
             families[0],
             families[1],
             shown,
@@ -690,8 +740,14 @@ pub fn explain(options: &Options) -> Result<Vec<Section>, DiagError> {
     Ok(sections)
 }
 
-fn micros(d: Duration) -> String {
-    format!("{} us", d.as_micros())
+/// A time in microseconds, with room for 7 digits (see [`ROOM`]).
+pub fn micros(d: Duration) -> String {
+    format!("{} us", wide(d.as_micros(), 7))
+}
+
+/// An address in our memory, with room for all 16 hex digits.
+fn pointer(at: usize) -> String {
+    wide(format!("{at:#x}"), 18)
 }
 
 fn request_notes(options: &Options, program: &[u8]) -> Vec<String> {
@@ -764,7 +820,15 @@ mod tests {
 
     fn lines(rows: &[Row]) -> Vec<String> {
         rows.iter()
-            .map(|r| format!("{} {} {} = {}", r.offset, hex(&r.bytes), r.field, r.value))
+            .map(|r| {
+                format!(
+                    "{} {} {} = {}",
+                    r.offset,
+                    hex(&r.bytes),
+                    r.field,
+                    printed(&r.value)
+                )
+            })
             .collect()
     }
 

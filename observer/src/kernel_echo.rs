@@ -120,7 +120,11 @@ pub fn explain(text: &str) -> Result<(Vec<Section>, Echo, Echo), DiagError> {
             )],
         },
         Section {
-            title: format!("2. Received: {} bytes, after {} us", full.answer.len(), full.rtt.as_micros()),
+            title: format!(
+                "2. Received: {} bytes, after {}",
+                full.answer.len(),
+                explain::micros(full.rtt)
+            ),
             rows: answer_rows(&full)?,
             notes: vec![format!(
                 "NLMSG_ERROR: error {} and, after it, our message as we sent it: {}.",
@@ -130,9 +134,9 @@ pub fn explain(text: &str) -> Result<(Vec<Section>, Echo, Echo), DiagError> {
         },
         Section {
             title: format!(
-                "3. Again with NETLINK_CAP_ACK: {} bytes, after {} us",
+                "3. Again with NETLINK_CAP_ACK: {} bytes, after {}",
                 capped.answer.len(),
-                capped.rtt.as_micros()
+                explain::micros(capped.rtt)
             ),
             rows: answer_rows(&capped)?,
             notes: vec![format!(

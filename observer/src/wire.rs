@@ -19,6 +19,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub enum Kind {
     /// A plain unsigned integer in host byte order.
     Int,
+    /// The same, but a number that changes from machine to machine or run
+    /// to run (an inode, a user id, a queue's bytes): shown with room for
+    /// its widest value, so that its width never moves a line break.
+    Varies,
     /// A length in bytes.
     Len,
     /// `nlmsg_type`: a netlink message type, shown by name.
@@ -196,7 +200,7 @@ pub mod nlmsghdr {
         "nlmsg_pid",
         12,
         4,
-        Kind::Int,
+        Kind::Varies,
         "port id: in a request ours (0: the kernel fills it in), in an answer the receiver's",
     );
     pub const LAYOUT: Layout = Layout {
@@ -346,22 +350,22 @@ pub mod inet_diag_msg {
         "idiag_rqueue",
         56,
         4,
-        Kind::Int,
+        Kind::Varies,
         "Recv-Q: unread bytes (LISTEN: accept queue)",
     );
     pub const WQUEUE: Field = Field::new(
         "idiag_wqueue",
         60,
         4,
-        Kind::Int,
+        Kind::Varies,
         "Send-Q: unacked bytes (LISTEN: backlog)",
     );
-    pub const UID: Field = Field::new("idiag_uid", 64, 4, Kind::Int, "owner's user id");
+    pub const UID: Field = Field::new("idiag_uid", 64, 4, Kind::Varies, "owner's user id");
     pub const INODE: Field = Field::new(
         "idiag_inode",
         68,
         4,
-        Kind::Int,
+        Kind::Varies,
         "inode of the socket (0: no file)",
     );
     pub const LAYOUT: Layout = Layout {
