@@ -98,14 +98,10 @@ pub fn cleanup_on_signal() {
         for pid in &pids {
             let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
         }
-        let deadline = std::time::Instant::now() + crate::spawn::GRACE;
-        while std::time::Instant::now() < deadline
-            && pids
-                .iter()
-                .any(|p| crate::procfs::info(*p).is_some_and(|i| i.state != 'Z'))
-        {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        crate::wait::within(crate::spawn::GRACE, || {
+            let alive = |p: &i32| crate::procfs::info(*p).is_some_and(|i| i.state != 'Z');
+            (!pids.iter().any(alive)).then_some(())
+        });
         for pid in pids.iter().chain(&descendants) {
             let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
         }

@@ -86,6 +86,11 @@ pub fn children(ppid: i32) -> Vec<ProcInfo> {
         .collect()
 }
 
+/// How many threads `pid` has (/proc/PID/task: one entry each).
+pub fn threads(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
 /// All the descendants of `pid` (not `pid` itself), parents before
 /// children: one pass over /proc, then a walk down the tree it gives.
 pub fn descendants(pid: i32) -> Vec<Stat> {

@@ -287,23 +287,17 @@ impl Proc {
 
     /// Wait for the program to exit, at most `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.try_status() {
-                // The pipes close at exit; let the readers catch up.
-                self.stdout.wait_closed(Duration::from_secs(5));
-                self.stderr.wait_closed(Duration::from_secs(5));
-                return Ok(status);
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "{} did not exit within {timeout:?}; stderr:\n{}",
-                    self.label,
-                    tail(&self.stderr.text(), 20)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let Some(status) = crate::wait::within(timeout, || self.try_status()) else {
+            bail!(
+                "{} did not exit within {timeout:?}; stderr:\n{}",
+                self.label,
+                tail(&self.stderr.text(), 20)
+            );
+        };
+        // The pipes close at exit; let the readers catch up.
+        self.stdout.wait_closed(Duration::from_secs(5));
+        self.stderr.wait_closed(Duration::from_secs(5));
+        Ok(status)
     }
 
     /// Kill the program and everything it started at once (SIGKILL: no
@@ -344,14 +338,13 @@ fn finish_off(root: i32, descendants: &[procfs::Stat]) {
     }
     let deadline = Instant::now() + Duration::from_secs(2);
     for p in descendants {
-        while Instant::now() < deadline {
+        // Reaped, or not our child (init has it): either way done.
+        crate::wait::by(deadline, || {
             match waitpid(Pid::from_raw(p.pid), Some(WaitPidFlag::WNOHANG)) {
-                Ok(nix::sys::wait::WaitStatus::StillAlive) => {
-                    std::thread::sleep(Duration::from_millis(2))
-                }
-                _ => break, // reaped, or not our child (init has it)
+                Ok(nix::sys::wait::WaitStatus::StillAlive) => None,
+                _ => Some(()),
             }
-        }
+        });
     }
 }
 
@@ -433,11 +426,7 @@ impl Proc {
         }
         let descendants = procfs::descendants(self.pid());
         let _ = kill(Pid::from_raw(self.pid()), Signal::SIGTERM);
-        let deadline = Instant::now() + GRACE;
-        while self.try_status().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if self.try_status().is_none() {
+        if crate::wait::within(GRACE, || self.try_status()).is_none() {
             self.kill_tree();
         } else {
             finish_off(self.pid(), &descendants);

@@ -109,19 +109,15 @@ impl Story {
         mut found: impl FnMut() -> Option<T>,
         evidence: impl FnOnce() -> String,
     ) -> Result<T, Failure> {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(value) = found() {
+        match crate::wait::within(PATIENCE, &mut found) {
+            Some(value) => {
                 self.check(actor, expectation, true, String::new)?;
-                return Ok(value);
+                Ok(value)
             }
-            if Instant::now() >= deadline {
-                return Err(Failure {
-                    expectation: format!("{expectation} (within {PATIENCE:?})"),
-                    evidence: evidence(),
-                });
-            }
-            std::thread::sleep(crate::wait::POLL);
+            None => Err(Failure {
+                expectation: format!("{expectation} (within {PATIENCE:?})"),
+                evidence: evidence(),
+            }),
         }
     }
 

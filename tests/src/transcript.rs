@@ -352,9 +352,9 @@ pub fn lines_contained(
     search(&wanted, actual, &mut vec![false; actual.len()], vars)
 }
 
-/// Where a match went wrong, as a hint for the reader of a failure: the
-/// expected lines are looked for one after the other (after a `...`,
-/// anywhere further on), and the first one not found is named.
+/// Why `expected` does not match: the first expected line that is not
+/// found where it should be, and the printed line most like it (so that a
+/// changed word or a moved line break is seen at once).
 fn first_miss(expected: &[String], actual: &[String], vars: &Vars) -> String {
     let mut vars = vars.clone();
     let (mut at, mut gap) = (0, false);
@@ -375,19 +375,58 @@ fn first_miss(expected: &[String], actual: &[String], vars: &Vars) -> String {
                 (at, vars, gap) = (k + 1, v, false);
             }
             None => {
-                let printed = actual.get(at).map_or("(nothing more)".to_string(), |l| {
-                    format!("`{}`", l.trim_end())
-                });
+                let nearest = (at..actual.len())
+                    .max_by_key(|&k| (likeness(pattern, &actual[k]), std::cmp::Reverse(k)));
+                let nearest = match nearest {
+                    Some(k) => format!(
+                        "the nearest printed line is {}: `{}`",
+                        k + 1,
+                        actual[k].trim_end()
+                    ),
+                    None if actual.is_empty() => "nothing was printed".to_string(),
+                    None => format!("nothing was printed after line {at}"),
+                };
                 return format!(
-                    "expected line {} `{}` does not match printed line {}: {printed}",
+                    "expected line {} not found: `{}`\n{nearest}",
                     i + 1,
                     pattern.trim_end(),
-                    at + 1
                 );
             }
         }
     }
     "every expected line matches, but more was printed".to_string()
+}
+
+/// How alike a pattern and a printed line are: the length of their
+/// longest common subsequence of characters, placeholders left out.
+fn likeness(pattern: &str, actual: &str) -> usize {
+    let mut literal = Vec::new();
+    let mut rest = pattern.as_bytes();
+    while let Some(&first) = rest.first() {
+        match placeholder(rest) {
+            Some((_, after)) => rest = after,
+            None => {
+                literal.push(first);
+                rest = &rest[1..];
+            }
+        }
+    }
+    let literal = String::from_utf8_lossy(&literal);
+    let (p, a): (Vec<char>, Vec<char>) = (literal.chars().collect(), actual.chars().collect());
+    let mut row = vec![0usize; a.len() + 1];
+    for pc in &p {
+        let mut diagonal = 0;
+        for (j, ac) in a.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if pc == ac {
+                diagonal + 1
+            } else {
+                above.max(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[a.len()]
 }
 
 /// `{name}` in a command, replaced by the number remembered under it.
@@ -477,7 +516,9 @@ impl Terminal {
         vars: &mut Vars,
         deadline: Instant,
     ) -> Result<(), String> {
-        loop {
+        // Each look: matched (how many lines, the bindings), or it has
+        // exited without a match (`Err`), or not yet (`None`).
+        let outcome = crate::wait::by(deadline, || {
             let exited = self.exited();
             if exited {
                 // Its last lines may still be in the pipe (or in the pipe
@@ -496,24 +537,39 @@ impl Terminal {
                 Match::Exit if exited => Some((after.len(), vars.clone())),
                 _ => None,
             };
-            if let Some((n, found)) = found {
-                self.cursor += n;
-                *vars = found;
-                return Ok(());
+            match found {
+                Some(found) => Some(Ok(found)),
+                None if exited => Some(Err(())),
+                None => None,
             }
-            if exited || Instant::now() >= deadline {
-                let why = if exited { "it exited" } else { "time ran out" };
-                return Err(format!(
-                    "`{}` (terminal {}): {why} before it printed the lesson's lines.\n{}\n--- expected\n{}\n--- printed (paste it back, with placeholders, after a deliberate change)\n{}",
-                    self.cmd,
-                    self.name,
-                    first_miss(expected, after, vars),
-                    expected.join("\n"),
-                    after.join("\n")
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        });
+        if let Some(Ok((n, found))) = outcome {
+            self.cursor += n;
+            *vars = found;
+            return Ok(());
         }
+        // Say what really happened: it exited, or it is still running.
+        let why = if outcome.is_some() {
+            match self.proc.try_status() {
+                Some(status) => format!(
+                    "it exited ({status}), and its output does not match the lesson's lines"
+                ),
+                None => "its output does not match the lesson's lines".to_string(),
+            }
+        } else {
+            "it is still running, and what it printed by the deadline does not match the lesson's lines"
+                .to_string()
+        };
+        let lines = self.proc.stdout.lines();
+        let after = &lines[self.cursor.min(lines.len())..];
+        Err(format!(
+            "`{}` (terminal {}): {why}.\n{}\n--- expected\n{}\n--- printed (paste it back, with placeholders, after a deliberate change)\n{}",
+            self.cmd,
+            self.name,
+            first_miss(expected, after, vars),
+            expected.join("\n"),
+            after.join("\n")
+        ))
     }
 
     /// Press a key. What the program printed before it cannot be its
@@ -537,12 +593,12 @@ impl Terminal {
         // or an observer ignores it and waits for Ctrl-C.
         for (key, patience) in [(Key::CtrlD, 500), (Key::CtrlC, 5000)] {
             self.press(key);
-            let deadline = Instant::now() + Duration::from_millis(patience);
-            while Instant::now() < deadline {
-                if self.exited() {
-                    return true;
-                }
-                std::thread::sleep(Duration::from_millis(10));
+            if crate::wait::within(Duration::from_millis(patience), || {
+                self.exited().then_some(())
+            })
+            .is_some()
+            {
+                return true;
             }
         }
         self.proc.kill_tree();
@@ -974,5 +1030,106 @@ mod tests {
         assert_eq!(parts[1].0, vec!["echo-client: closing (FIN)"]);
         assert_eq!(b[1].commands().len(), 2);
         assert_eq!(b[1].commands()[1].0, "b");
+    }
+
+    /// A number's width must not move a line break: the explain lesson's
+    /// listener row, rendered with inodes (and user ids) of 3, 6 and 9
+    /// digits, matches the lesson's lines every time. (The observer keeps
+    /// room for the widest value of a field: explain::ROOM.)
+    #[test]
+    fn lesson_03_inode_lines_hold_for_any_width() {
+        use observer::{explain, wire};
+        let lesson_md = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tutorial/03-asking-for-sockets.md"),
+        )
+        .unwrap();
+        let all: Vec<&str> = lesson_md.lines().collect();
+        let at = all
+            .iter()
+            .position(|l| l.contains("idiag_uid"))
+            .expect("lesson 03 shows idiag_uid");
+        // idiag_uid, idiag_inode and the inode's wrapped meaning.
+        let expected: Vec<String> = all[at..at + 3].iter().map(|l| l.to_string()).collect();
+        assert!(expected[1].contains("idiag_inode"), "{expected:?}");
+        for (uid, inode) in [(0u32, 123u32), (1000, 550_493), (65534, 123_456_789)] {
+            // struct inet_diag_msg (linux/inet_diag.h), a LISTEN socket.
+            let mut msg = [0u8; 72];
+            msg[0] = wire::AF_INET; // idiag_family
+            msg[1] = 10; // idiag_state = TCP_LISTEN
+            msg[4..6].copy_from_slice(&6666u16.to_be_bytes()); // idiag_sport
+            msg[8..12].copy_from_slice(&[127, 0, 0, 1]); // idiag_src
+            msg[60..64].copy_from_slice(&1024u32.to_ne_bytes()); // idiag_wqueue
+            msg[64..68].copy_from_slice(&uid.to_ne_bytes()); // idiag_uid
+            msg[68..72].copy_from_slice(&inode.to_ne_bytes()); // idiag_inode
+            let ctx = explain::Ctx {
+                family: wire::AF_INET,
+                request: false,
+                ack: false,
+            };
+            let section = explain::Section {
+                title: "4.1 Answer 1".to_string(),
+                rows: explain::annotate(&wire::inet_diag_msg::LAYOUT, &msg, 16, ctx),
+                notes: vec![],
+            };
+            let text = lines(&explain::render_text(&[section]));
+            let from = text.iter().position(|l| l.contains("idiag_uid")).unwrap();
+            let got = lines_match(&expected, &text[from..], &Vars::new(), false);
+            let (_, vars) = got.unwrap_or_else(|| {
+                panic!(
+                    "inode {inode}: {:#?}\ndoes not match {expected:#?}",
+                    &text[from..].iter().take(3).collect::<Vec<_>>()
+                )
+            });
+            assert_eq!(vars["listener"], inode.to_string());
+        }
+    }
+
+    /// A failure names the expected line that was not found and quotes
+    /// the printed line most like it, wherever it is.
+    #[test]
+    fn a_miss_names_the_line_and_quotes_the_nearest() {
+        let expected = lines("header\n...\nport {n} is open\nthe end");
+        let actual = lines("header\nsomething\nport 80 is closed\nother text\nthe end");
+        let why = first_miss(&expected, &actual, &Vars::new());
+        assert!(
+            why.contains("expected line 3 not found: `port {n} is open`"),
+            "{why}"
+        );
+        assert!(
+            why.contains("nearest printed line is 3: `port 80 is closed`"),
+            "{why}"
+        );
+        let why = first_miss(&lines("a"), &[], &Vars::new());
+        assert!(why.contains("nothing was printed"), "{why}");
+    }
+
+    /// "Exited" only when the program exited; a program still running at
+    /// the deadline is said to be running. (Real processes: sh.)
+    #[test]
+    fn a_failure_says_whether_the_program_exited() {
+        let dir = std::env::temp_dir().join(format!("echo-lab-miss-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lesson = dir.join("lesson.md");
+        let setting = Setting {
+            bin_dirs: vec![],
+            work_dir: dir.clone(),
+            repo: dir.clone(),
+        };
+        let run = |md: &str| {
+            std::fs::write(&lesson, md).unwrap();
+            check_lesson(&lesson, &setting).unwrap().failures.join("\n")
+        };
+        let exited =
+            run("```console\n$ printf 'one\\ntwo three four\\n'\none\ntwo three five\n```\n");
+        assert!(exited.contains("it exited (exit status: 0)"), "{exited}");
+        assert!(
+            exited.contains("nearest printed line is 2: `two three four`"),
+            "{exited}"
+        );
+        let running =
+            run("```console terminal=1 wait=1\n$ sh -c 'echo one; exec sleep 30'\none\ntwo\n```\n");
+        assert!(running.contains("it is still running"), "{running}");
+        assert!(!running.contains("exited"), "{running}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

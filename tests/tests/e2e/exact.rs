@@ -35,11 +35,10 @@ fn path(events: &[Value], pred: impl Fn(&Value) -> bool) -> Vec<String> {
 /// from the tracepoint; TIME_WAIT from inet_diag after FIN_WAIT2; the
 /// tracefs instance gone after exit.
 #[test]
+#[ignore = "needs root: tracefs"]
 fn exact_shows_every_transition_on_both_ends() {
     setup();
-    if !needs_root("tracefs") {
-        return;
-    }
+    needs_root("tracefs");
     let server = Server::start(&["--close-delay", "0.2"]).unwrap();
     let observer = Observer::watch(server.port(), &["--exact"]).unwrap();
     assert!(
@@ -125,11 +124,10 @@ fn exact_shows_every_transition_on_both_ends() {
 
 /// An instance left by a killed run (its pid gone) is removed at start.
 #[test]
+#[ignore = "needs root: tracefs"]
 fn a_stale_instance_is_removed_at_start() {
     setup();
-    if !needs_root("tracefs") {
-        return;
-    }
+    needs_root("tracefs");
     let server = Server::start(&[]).unwrap();
     let observer = Observer::watch(server.port(), &["--exact"]).unwrap();
     let pid = observer.proc.pid();
@@ -144,17 +142,11 @@ fn a_stale_instance_is_removed_at_start() {
 
 /// Without root: one line says why, and the sampling watch runs.
 #[test]
+#[ignore = "needs root: switching to an ordinary user"]
 fn without_root_exact_falls_back_to_sampling() {
     setup();
-    if !needs_root("switching to an ordinary user") {
-        return;
-    }
-    let Some((mut proc, _dir)) =
-        crate::observer_as_nobody(&["--exact", "--duration", "0.3s", "--json"])
-    else {
-        eprintln!("SKIPPED: no runuser");
-        return;
-    };
+    needs_root("switching to an ordinary user");
+    let (mut proc, _dir) = crate::observer_as_nobody(&["--exact", "--duration", "0.3s", "--json"]);
     assert!(
         proc.wait_exit(T).unwrap().success(),
         "{}",

@@ -22,11 +22,10 @@ fn ours(name: &str) -> Vec<String> {
 /// A lab killed with SIGKILL leaves its namespaces; the next start of the
 /// same name says so and removes them, and its own teardown leaves nothing.
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn a_killed_lab_is_removed_at_the_next_start() {
     setup();
-    if !needs_root("network namespaces") {
-        return;
-    }
+    needs_root("network namespaces");
     let mut lab = LabRun::start(&[]).unwrap();
     let name = lab.name.clone();
     assert_eq!(ours(&name).len(), 2, "{:?}", namespaces());
@@ -53,11 +52,10 @@ fn a_killed_lab_is_removed_at_the_next_start() {
 
 /// Two labs of one name: the second refuses, naming the first's pid.
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn a_second_lab_of_the_same_name_is_refused() {
     setup();
-    if !needs_root("network namespaces") {
-        return;
-    }
+    needs_root("network namespaces");
     let lab = LabRun::start(&[]).unwrap();
     let mut second = Proc::spawn(
         &binaries().unwrap().observer,
@@ -81,11 +79,10 @@ fn a_second_lab_of_the_same_name_is_refused() {
 /// Inside the lab: a server's socket is seen by `snapshot --netns`, not
 /// by a snapshot of our own namespace; the lab's teardown ends the server.
 #[test]
+#[ignore = "needs root: network namespaces"]
 fn other_commands_look_inside_with_netns() {
     setup();
-    if !needs_root("network namespaces") {
-        return;
-    }
+    needs_root("network namespaces");
     let lab = LabRun::start(&[]).unwrap();
     let server = lab
         .exec(
@@ -120,16 +117,11 @@ fn other_commands_look_inside_with_netns() {
 
 /// Without root: one line saying what is needed, exit status 2.
 #[test]
+#[ignore = "needs root: switching to an ordinary user"]
 fn without_root_the_lab_says_so_and_exits_2() {
     setup();
-    if !needs_root("switching to an ordinary user") {
-        return;
-    }
-    let Some((mut proc, _dir)) = crate::observer_as_nobody(&["lab", "--name", "echolab-nobody"])
-    else {
-        eprintln!("SKIPPED: no runuser");
-        return;
-    };
+    needs_root("switching to an ordinary user");
+    let (mut proc, _dir) = crate::observer_as_nobody(&["lab", "--name", "echolab-nobody"]);
     let status = proc.wait_exit(T).unwrap();
     let stderr = proc.stderr.text();
     assert_eq!(status.code(), Some(2), "{stderr}");

@@ -28,26 +28,34 @@ pub fn setup() {
     ONCE.call_once(lifecycle::procfs::become_subreaper);
 }
 
-/// Root-only tests call this first: without root they say why they are
-/// skipped (visible with --nocapture, and in the test's output on failure
-/// of others) and return early.
-pub fn needs_root(why: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("SKIPPED: needs root: {why}");
-    false
+/// Root-only tests are marked `#[ignore = "needs root: ..."]`: cargo
+/// lists them as ignored, with the reason, and runs them only when asked
+/// (`cargo test -- --include-ignored`, as `.ci/run` does as root). Asked
+/// without root, they fail here, saying why, rather than pass having
+/// checked nothing.
+pub fn needs_root(why: &str) {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "needs root: {why} (run as root, or without --include-ignored)"
+    );
+}
+
+/// `runuser`, to switch to an ordinary user (util-linux; root only).
+pub fn runuser() -> &'static str {
+    ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("runuser (util-linux) is needed to run a test as an ordinary user")
 }
 
 /// Run the observer with `args` as the ordinary user `nobody` (root only:
 /// runuser), from a copy in a fresh world-readable directory, since the
 /// build directory may sit where nobody cannot enter (/root). The copy is
-/// removed when the returned guard is dropped. `None`: runuser is missing.
-pub fn observer_as_nobody(args: &[&str]) -> Option<(lifecycle::spawn::Proc, TempDir)> {
+/// removed when the returned guard is dropped.
+pub fn observer_as_nobody(args: &[&str]) -> (lifecycle::spawn::Proc, TempDir) {
     use std::os::unix::fs::PermissionsExt;
-    let runuser = ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())?;
+    needs_root("switching to the ordinary user nobody");
+    let runuser = runuser();
     let dir = TempDir(std::env::temp_dir().join(format!(
         "echo-lab-nobody-{}-{}",
         std::process::id(),
@@ -66,7 +74,7 @@ pub fn observer_as_nobody(args: &[&str]) -> Option<(lifecycle::spawn::Proc, Temp
         .current_dir(&dir.0);
     let proc =
         lifecycle::spawn::Proc::spawn_command(command, lifecycle::spawn::Input::Null).unwrap();
-    Some((proc, dir))
+    (proc, dir)
 }
 
 /// A directory removed, with its contents, when dropped.

@@ -238,6 +238,13 @@ fn is(event: &Value, kind: &str, state: &str, role: &str) -> bool {
     event.str("event") == kind && event.str("state") == state && event.str("role") == role
 }
 
+/// An end first seen ESTABLISHED, or seen arriving there: a poll that
+/// falls inside the handshake (about 100 us on loopback, longer on a
+/// loaded machine) sees the client in SYN_SENT first, and that is right.
+fn reached(event: &Value, state: &str, role: &str) -> bool {
+    is(event, "new", state, role) || is(event, "state", state, role)
+}
+
 /// The life of one connection, as the watch tells it: LISTEN, both ends
 /// ESTABLISHED with their owners, FIN_WAIT2 and CLOSE_WAIT held by
 /// --close-delay, TIME_WAIT on the client (the active closer) with about
@@ -257,13 +264,13 @@ fn watch_tells_a_connection_from_listen_to_time_wait() {
     client.connected().unwrap();
     let c = observer
         .wait_for("client ESTABLISHED", T, |e| {
-            is(e, "new", "ESTABLISHED", "client")
+            reached(e, "ESTABLISHED", "client")
         })
         .unwrap();
     assert_eq!(c.owner_pids(), vec![client.proc.pid() as i64]);
     let s = observer
         .wait_for("server ESTABLISHED", T, |e| {
-            is(e, "new", "ESTABLISHED", "server")
+            reached(e, "ESTABLISHED", "server")
         })
         .unwrap();
     assert_eq!(c["conn"], s["conn"], "both ends are one connection");
@@ -347,7 +354,7 @@ fn watch_sees_syn_recv_held_by_defer_accept() {
     );
     observer
         .wait_for("client ESTABLISHED", T, |e| {
-            is(e, "new", "ESTABLISHED", "client")
+            reached(e, "ESTABLISHED", "client")
         })
         .unwrap();
 }
