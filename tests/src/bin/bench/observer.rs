@@ -78,10 +78,17 @@ fn time_once(program: &str, args: &[String]) -> Result<f64> {
 }
 
 /// CPU share (% of one core) of `observer watch` at its default interval
-/// over `seconds`: its user + system time, all threads, from the rusage
-/// of our reaped children (getrusage(RUSAGE_CHILDREN) before and after;
-/// nothing else of ours exits meanwhile). Start-up is included.
+/// over `seconds`.
 fn watch_cpu(observer: &Path, port: u16, seconds: f64) -> Result<f64> {
+    let port = port.to_string();
+    observer_cpu(observer, &["watch", "--port", &port, "--json"], seconds)
+}
+
+/// CPU share (% of one core) of `observer ARGS --duration SECONDS`: its
+/// user + system time, all threads, from the rusage of our reaped
+/// children (getrusage(RUSAGE_CHILDREN) before and after; nothing else of
+/// ours exits meanwhile). Start-up (and a lab's set-up) is included.
+fn observer_cpu(observer: &Path, args: &[&str], seconds: f64) -> Result<f64> {
     use nix::sys::resource::{UsageWho, getrusage};
     let cpu = || -> Result<f64> {
         let u = getrusage(UsageWho::RUSAGE_CHILDREN)?;
@@ -91,23 +98,18 @@ fn watch_cpu(observer: &Path, port: u16, seconds: f64) -> Result<f64> {
     let duration = format!("{}ms", (seconds * 1000.0) as u64);
     let before = cpu()?;
     let start = Instant::now();
-    let mut watch = Proc::spawn(
-        observer,
-        [
-            "watch",
-            "--port",
-            &port.to_string(),
-            "--json",
-            "--duration",
-            &duration,
-        ],
-        Input::Null,
-    )?;
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--duration", &duration])
+        .collect();
+    let mut watch = Proc::spawn(observer, &args, Input::Null)?;
     let status = watch.wait_exit(Duration::from_secs_f64(seconds + 10.0))?;
     let wall = start.elapsed().as_secs_f64();
     ensure!(
         status.success(),
-        "observer watch: {status}: {}",
+        "observer {}: {status}: {}",
+        args.join(" "),
         watch.stderr.text()
     );
     Ok(100.0 * (cpu()? - before) / wall)
@@ -143,6 +145,25 @@ fn run_here(report: &mut Report, size: &Size) -> Result<()> {
     let small = crowd(100, 0)?;
     push_watch_cpu(report, &observer, port, size.watch_seconds)?;
     drop(small);
+
+    // The lab left idle: two namespaces polled every 10 ms, a wire that
+    // carries nothing. (It once busy-looped on a poll() timeout rounded
+    // down to 0 ms, and walked the host's 262,144-bucket TCP hash twice
+    // a poll: a fifth of a core for nothing.)
+    if nix::unistd::geteuid().is_root() {
+        let cpu = observer_cpu(
+            &observer,
+            &["lab", "--name", "echolab-bench", "--json"],
+            size.watch_seconds,
+        )?;
+        report.push(
+            "observer lab, idle (two hosts polled every 10 ms, no traffic)",
+            "observer lab",
+            "% of a core",
+            Better::Lower,
+            cpu,
+        );
+    }
 
     let crowd = crowd(size.crowd * 6 / 10, size.crowd * 4 / 10)?;
     let (n, tw) = census();

@@ -3,7 +3,7 @@
 //! loopback (`relay`).
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lifecycle::bins::binaries;
 use lifecycle::echo::Server;
@@ -35,22 +35,28 @@ pub fn bench_fidelity() -> anyhow::Result<()> {
                 lifecycle::echo::Client::run(server.addr, &[], b"hi\n", Duration::from_secs(10))?;
             anyhow::ensure!(out.status.success(), "client failed: {}", out.stderr);
         }
-        // All N server ends closed, as the tracepoint saw it.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while observer
-            .events()
-            .iter()
-            .filter(|e| e.str("source") == "trace" && e.str("prev_state") == "LAST_ACK")
-            .count()
-            < N
-        {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "the tracepoint did not report {N} closes"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(100)); // let the last polls land
+        // All N server ends closed, as the tracepoint saw it; then the
+        // sampling side has told each server end's departure too (the
+        // last polls have landed).
+        let count = |pick: &dyn Fn(&serde_json::Value) -> bool| {
+            observer.events().iter().filter(|e| pick(e)).count()
+        };
+        lifecycle::wait::until(
+            &format!("the tracepoint to report {N} closes"),
+            Duration::from_secs(30),
+            || {
+                (count(&|e| e.str("source") == "trace" && e.str("prev_state") == "LAST_ACK") >= N)
+                    .then_some(())
+            },
+        )?;
+        lifecycle::wait::until(
+            &format!("the watch to report {N} server ends gone"),
+            Duration::from_secs(10),
+            || {
+                (count(&|e| e.str("event") == "gone" && e.str("role") == "server") >= N)
+                    .then_some(())
+            },
+        )?;
         let events = observer.stop()?;
         let _ = server.stop();
         // Truth: (local, remote, state) visits. The client's CLOSE -> SYN_SENT
