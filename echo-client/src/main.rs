@@ -2,26 +2,15 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use echo_client::config::Config;
 
 fn main() -> ExitCode {
-    let config = match Config::try_parse() {
+    // A usage error is one line and exit status 2 (echo-lab-cli).
+    let config: Config = match echo_lab_cli::parse("echo-client") {
         Ok(config) => config,
-        Err(err) if !err.use_stderr() => {
-            // --help or --version: print it, exit 0.
-            let _ = err.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(err) => {
-            // A usage error: one line (clap's first), then exit 2.
-            let text = err.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.trim_start_matches("error: ");
-            eprintln!("echo-client: {first} (see --help)");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
+
     match echo_client::run(&config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -44,6 +44,12 @@ impl Echo {
     }
 }
 
+/// The longest text the kernel's answer can carry back to us: the answer
+/// is a header (16), the error (4) and our whole message (16 + the text +
+/// its NUL), and it must fit the buffer we receive into
+/// ([`crate::diag::socket::RECV_BUFFER`]).
+pub const MAX_TEXT: usize = crate::diag::socket::RECV_BUFFER - 2 * wire::NLMSG_HDRLEN - 4 - 1;
+
 /// Build the message: a header, then the student's bytes (NUL-terminated,
 /// as the seed's strcpy() left them).
 pub fn message(text: &str, seq: u32) -> Vec<u8> {

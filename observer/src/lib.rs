@@ -38,27 +38,6 @@ pub mod tcp_state;
 pub mod watch;
 pub mod wire;
 
-use std::time::Duration;
-
-/// Parse `10ms`, `0.5s`, `2s`, `300ms`; a bare number is milliseconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = text.strip_suffix("us") {
-        (n, 1e-6)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1.0)
-    } else {
-        (text, 1e-3)
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (try 10ms or 0.5s)"))?;
-    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("`{text}` is out of range"))
-}
-
 /// Stop flag set by SIGINT/SIGTERM.
 pub mod stop {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,18 +68,5 @@ pub mod stop {
 
     pub fn requested() -> bool {
         STOP.load(Ordering::SeqCst)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("10ms"), Ok(Duration::from_millis(10)));
-        assert_eq!(parse_duration("0.5s"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("300"), Ok(Duration::from_millis(300)));
-        assert!(parse_duration("soon").is_err());
     }
 }

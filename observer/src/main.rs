@@ -4,9 +4,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use echo_lab_cli::{at_least, between, duration, duration_between};
 use observer::diag::{DiagSocket, Query};
 use observer::render::Style;
-use observer::{explain, kernel_echo, lab, parse_duration, snapshot, stop, tcp_state, watch};
+use observer::{explain, kernel_echo, lab, snapshot, stop, tcp_state, watch};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -25,7 +26,13 @@ Exit status: 0 when stopped (Ctrl-C, SIGTERM, --duration), 1 when the kernel
 cannot be asked (one line says why), 2 for a usage error.";
 
 #[derive(Debug, Parser)]
-#[command(name = "observer", version, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "observer",
+    version,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    allow_negative_numbers = true
+)]
 /// observer: which TCP sockets exist, in which state, owned by whom, live.
 struct Cli {
     #[command(subcommand)]
@@ -50,35 +57,35 @@ enum Command {
 }
 
 #[derive(Debug, Clone, Args)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, allow_negative_numbers = true)]
 struct LabArgs {
     #[command(subcommand)]
     command: Option<LabCommand>,
     /// One-way delay of the wire.
-    #[arg(long, default_value = "300ms", value_parser = parse_duration)]
+    #[arg(long, allow_hyphen_values = true, default_value = "300ms", value_parser = duration)]
     delay: Duration,
     /// Percent of TCP segments lost, to see retransmissions (RTO doubling).
     #[arg(long, default_value_t = 0.0, value_name = "PCT", value_parser = parse_percent)]
     loss: f64,
     /// Seed of the loss: the same seed loses the same segments.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = at_least::<u64>(0))]
     seed: u64,
     /// Set net.ipv4.tcp_syn_linear_timeouts in the lab: how many SYN
     /// retransmissions wait a fixed 1 s before the timeout doubles (Linux
     /// 6.5+ defaults to 4; 0 gives the textbook 1 s, 2 s, 4 s...).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least::<u32>(0))]
     syn_linear_timeouts: Option<u32>,
     /// Name of the lab: its namespaces are NAME-client and NAME-server.
     #[arg(long, default_value = "echolab", value_parser = parse_lab_name)]
     name: String,
     /// How often to ask inet_diag in each namespace.
-    #[arg(long, default_value = "10ms", value_parser = parse_interval)]
+    #[arg(long, allow_hyphen_values = true, default_value = "10ms", value_parser = parse_interval)]
     interval: Duration,
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
-    /// Tear down after this long instead of waiting for Ctrl-C.
-    #[arg(long, value_parser = parse_duration)]
+    /// Tear down after this long (e.g. 30s) instead of waiting for Ctrl-C.
+    #[arg(long, allow_hyphen_values = true, value_parser = duration_between(MIN_DURATION, MAX_DURATION))]
     duration: Option<Duration>,
 }
 
@@ -108,6 +115,9 @@ fn parse_percent(text: &str) -> Result<f64, String> {
         .trim_end_matches('%')
         .parse()
         .map_err(|_| format!("`{text}` is not a percentage"))?;
+    if pct < 0.0 {
+        return Err(format!("`{text}` must not be negative"));
+    }
     if (0.0..=100.0).contains(&pct) {
         Ok(pct)
     } else {
@@ -133,16 +143,17 @@ fn parse_lab_name(text: &str) -> Result<String, String> {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(allow_negative_numbers = true)]
 struct ExplainArgs {
     /// Attach the port filter (bytecode) and show each instruction.
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_parser = between::<u16>(1, u16::MAX))]
     port: Option<u16>,
     /// Send the seed's request instead: TCPDIAG_GETSOCK, NLM_F_ROOT, the
     /// old struct inet_diag_req; and show what differs.
     #[arg(long)]
     legacy: bool,
     /// How many answer messages to annotate in full.
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = at_least::<usize>(0))]
     max: usize,
     /// The same facts as JSON.
     #[arg(long)]
@@ -151,7 +162,9 @@ struct ExplainArgs {
 
 #[derive(Debug, Clone, Args)]
 struct KernelEchoArgs {
-    /// What to send (default: the classic NETLINK_TEST greeting).
+    /// What to send (default: the classic NETLINK_TEST greeting), at most
+    /// 65,499 bytes: the kernel's answer carries it back whole.
+    #[arg(value_parser = echo_text)]
     message: Option<String>,
     /// The same facts as JSON.
     #[arg(long)]
@@ -163,7 +176,7 @@ struct KernelEchoArgs {
 struct Filter {
     /// Only sockets whose local or remote port is P (compiled to kernel
     /// bytecode: the kernel filters, we never see the rest).
-    #[arg(long, default_value_t = 6666, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = 6666, value_parser = between::<u16>(1, u16::MAX))]
     port: u16,
     /// Every TCP socket, whatever its port.
     #[arg(long, conflicts_with = "port")]
@@ -202,18 +215,19 @@ impl Filter {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(allow_negative_numbers = true)]
 struct WatchArgs {
     #[command(flatten)]
     filter: Filter,
     /// How often to ask the kernel: 10ms feels live; states shorter than
     /// this may be missed (the timeline says so when it happens).
-    #[arg(long, default_value = "10ms", value_parser = parse_interval)]
+    #[arg(long, allow_hyphen_values = true, default_value = "10ms", value_parser = parse_interval)]
     interval: Duration,
     /// Also watch this process (and its children); repeatable.
-    #[arg(long = "pid", value_name = "PID")]
+    #[arg(long = "pid", value_name = "PID", value_parser = live_pid)]
     pids: Vec<i32>,
     /// Stop after this long (e.g. 30s) instead of waiting for Ctrl-C.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, allow_hyphen_values = true, value_parser = duration_between(MIN_DURATION, MAX_DURATION))]
     duration: Option<Duration>,
     /// Root: also read every state change from the kernel's tracepoint
     /// (sock:inet_sock_set_state), with the time spent in each state.
@@ -221,15 +235,43 @@ struct WatchArgs {
     exact: bool,
 }
 
+/// The sampling interval: from 100us (a dump takes about 1 ms, so less
+/// only burns a core) to 60s.
 fn parse_interval(text: &str) -> Result<Duration, String> {
-    let d = parse_duration(text)?;
-    if d < Duration::from_micros(100) || d > Duration::from_secs(60) {
-        return Err(format!("`{text}` must be between 100us and 60s"));
+    duration_between(Duration::from_micros(100), Duration::from_secs(60))(text)
+}
+
+/// `--duration`: 0 would end before the first look; a day is the most.
+const MIN_DURATION: Duration = Duration::from_millis(1);
+const MAX_DURATION: Duration = Duration::from_secs(86_400);
+
+/// `--pid`: a process that exists now (/proc/PID). 0 is not a process (to
+/// kill(2) it means "my process group"), and one that does not exist would
+/// be watched in silence.
+fn live_pid(text: &str) -> Result<i32, String> {
+    let pid = at_least::<i32>(1)(text)?;
+    if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        Ok(pid)
+    } else {
+        Err(format!("`{pid}`: no such process"))
     }
-    Ok(d)
+}
+
+/// `kernel-echo`'s text: refused before anything is sent if the answer
+/// could not carry it back.
+fn echo_text(text: &str) -> Result<String, String> {
+    if text.len() > kernel_echo::MAX_TEXT {
+        return Err(format!(
+            "{} bytes is too long: the kernel's answer carries at most {} bytes of text back",
+            text.len(),
+            kernel_echo::MAX_TEXT
+        ));
+    }
+    Ok(text.to_string())
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(allow_negative_numbers = true)]
 struct SnapshotArgs {
     #[command(flatten)]
     filter: Filter,
@@ -240,20 +282,12 @@ struct SnapshotArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // A usage error is one line and exit status 2 (echo-lab-cli).
+    let cli: Cli = match echo_lab_cli::parse("observer") {
         Ok(cli) => cli,
-        Err(err) if !err.use_stderr() => {
-            let _ = err.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(err) => {
-            let text = err.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.trim_start_matches("error: ");
-            eprintln!("observer: {first} (see --help)");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
+
     let style = Style::detect();
     let result = match cli.command.unwrap_or(Command::Watch(cli.watch)) {
         Command::Watch(args) => {

@@ -50,7 +50,7 @@ struct Cli {
     #[arg(long)]
     quick: bool,
     /// Rounds per workload (default 5, quick 2; snapshots 21 / 3).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, value_name = "N", value_parser = echo_lab_cli::between::<u32>(1, 1000))]
     rounds: Option<u32>,
     /// Only these groups (repeatable).
     #[arg(long, value_enum)]
