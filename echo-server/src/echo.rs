@@ -10,6 +10,7 @@
 //!   it stays there until we close() (RFC 9293 3.6).
 
 use std::os::fd::AsFd;
+use std::time::Duration;
 
 use nix::errno::Errno;
 
@@ -26,6 +27,9 @@ pub enum EchoEnd {
     LimitReached { bytes: u64 },
     /// The server is shutting down (SIGINT/SIGTERM) and closes first.
     Stopped { bytes: u64 },
+    /// `--idle-timeout`: the client sent nothing for that long; we close
+    /// first.
+    Idle { bytes: u64 },
     /// A read or write failed: ECONNRESET (the client sent RST) on read,
     /// EPIPE or ECONNRESET on write (the client is gone).
     Failed {
@@ -35,14 +39,34 @@ pub enum EchoEnd {
     },
 }
 
-/// Echo until EOF, an error, or `close_after` bytes have been echoed,
-/// through `buf` (whatever it holds is overwritten).
+/// When a session ends on its own, besides the client's FIN.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// `--close-after`: close once this many bytes were echoed.
+    pub close_after: Option<u64>,
+    /// `--idle-timeout`: close when the client sends nothing for this long.
+    pub idle: Option<Duration>,
+}
+
+/// Echo until EOF, an error, or a limit, through `buf` (whatever it holds
+/// is overwritten).
 ///
 /// The caller owns the buffer: a forked child uses the one its parent
 /// allocated before forking (see `fork.rs`), a thread allocates its own.
-pub fn str_echo(conn: impl AsFd, close_after: Option<u64>, buf: &mut [u8]) -> EchoEnd {
+pub fn str_echo(conn: impl AsFd, limits: Limits, buf: &mut [u8]) -> EchoEnd {
     let fd = conn.as_fd();
     let mut bytes: u64 = 0;
+    let close_after = limits.close_after;
+    if let Some(idle) = limits.idle {
+        // SO_RCVTIMEO: a read() that waits this long without data returns
+        // EAGAIN instead of sleeping on (socket(7)). UNP 14.2 uses it for
+        // the same purpose. A failure here only means no timeout.
+        let tv = nix::sys::time::TimeVal::new(
+            idle.as_secs() as libc::time_t,
+            idle.subsec_micros() as libc::suseconds_t,
+        );
+        let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &tv);
+    }
     loop {
         if close_after.is_some_and(|limit| bytes >= limit) {
             return EchoEnd::LimitReached { bytes };
@@ -53,6 +77,8 @@ pub fn str_echo(conn: impl AsFd, close_after: Option<u64>, buf: &mut [u8]) -> Ec
             Ok(0) => return EchoEnd::PeerClosed { bytes },
             Ok(n) => n,
             Err(Errno::EINTR) => continue,
+            // SO_RCVTIMEO expired: the client has been silent too long.
+            Err(Errno::EAGAIN) if limits.idle.is_some() => return EchoEnd::Idle { bytes },
             Err(errno) => {
                 return EchoEnd::Failed {
                     bytes,

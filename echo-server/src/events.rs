@@ -120,6 +120,14 @@ pub enum Event {
         pid: i32,
         bytes: u64,
     },
+    /// `--idle-timeout`: the client sent nothing for `secs`; the server
+    /// closes first (active close here).
+    Idle {
+        peer: SocketAddr,
+        pid: i32,
+        bytes: u64,
+        secs: f64,
+    },
     /// The connection ended with an error (ECONNRESET, EPIPE, ...).
     ConnectionError {
         peer: SocketAddr,
@@ -196,6 +204,12 @@ impl fmt::Display for Event {
             ServerClosed { peer, pid, bytes } => {
                 write!(f, "server-closed peer={peer} pid={pid} bytes={bytes}")
             }
+            Idle {
+                peer,
+                pid,
+                bytes,
+                secs,
+            } => write!(f, "idle peer={peer} pid={pid} bytes={bytes} secs={secs}"),
             ConnectionError {
                 peer,
                 pid,

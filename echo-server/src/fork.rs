@@ -63,7 +63,7 @@ pub fn serve(listener: Socket, config: &Config) -> Summary {
         // SAFETY: this process is single-threaded (see `serve`), so the child
         // starts with a consistent heap and no lock held by a vanished thread.
         match unsafe { fork() } {
-            Ok(ForkResult::Child) => serve_in_child(listener, conn, peer, config, &mut buf),
+            Ok(ForkResult::Child) => serve_in_child(listener, conn, peer, pid, config, &mut buf),
             Ok(ForkResult::Parent { child }) => {
                 live.insert(child.as_raw(), peer);
                 events::emit(&Event::Accepted {
@@ -99,19 +99,45 @@ fn serve_in_child(
     listener: Socket,
     conn: Socket,
     peer: SocketAddr,
+    parent: i32,
     config: &Config,
     buf: &mut [u8],
 ) -> ! {
     signals::reset_in_child();
+    if config.die_with_parent {
+        die_with_parent(parent);
+    }
     // The child never accepts: close its copy of the listening socket.
     drop(listener);
     let pid = getpid().as_raw();
-    let end = echo::str_echo(&conn, config.close_after, buf);
+    let end = echo::str_echo(&conn, config.limits(), buf);
     crate::finish(conn, peer, pid, end, config, signals::sleep);
     // _exit, not exit: nothing of the parent's (atexit handlers, stdio
     // buffers) should run twice. Our event lines are unbuffered anyway.
     // SAFETY: _exit ends the process at once; nothing is left to clean up.
     unsafe { libc::_exit(0) }
+}
+
+/// `--die-with-parent`: ask for SIGTERM when the parent dies.
+///
+/// Without it, a child whose parent is killed lives on: the kernel
+/// re-parents it to init (or to the nearest subreaper, PR_SET_CHILD_SUBREAPER)
+/// and it goes on serving its client; nobody will stop it but its client
+/// (or its own `--idle-timeout`). PR_SET_PDEATHSIG (prctl(2)) makes the
+/// kernel send us a signal when the thread that forked us exits. SIGTERM
+/// keeps its default action in the child (reset_in_child): we die, and
+/// the kernel closes our socket as exit does (a FIN to the client).
+///
+/// The parent may already have died between fork() and this call; then
+/// the signal will never come, and getppid() is no longer `parent`.
+fn die_with_parent(parent: i32) {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and reads
+    // no memory of ours.
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) };
+    if rc != 0 || nix::unistd::getppid().as_raw() != parent {
+        // SAFETY: _exit ends the process at once (see serve_in_child).
+        unsafe { libc::_exit(0) }
+    }
 }
 
 fn log_reaped(

@@ -128,6 +128,15 @@ pub fn finish(
                 hold(delay);
             }
         }
+        EchoEnd::Idle { bytes } => {
+            // The same active close, with its reason.
+            events::emit(&Event::Idle {
+                peer,
+                pid,
+                bytes,
+                secs: config.idle_timeout.unwrap_or_default().as_secs_f64(),
+            });
+        }
         EchoEnd::LimitReached { bytes } | EchoEnd::Stopped { bytes } => {
             // We close first: we are the active closer, and it is on this
             // side that the connection will spend TIME_WAIT.

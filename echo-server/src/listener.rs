@@ -89,7 +89,10 @@ pub fn listen(config: &Config) -> Result<(Socket, SocketAddr), ListenError> {
     // appear as v4-mapped addresses (::ffff:127.0.0.1) unless IPV6_V6ONLY is
     // set; we keep the system default (net.ipv6.bindv6only, normally 0).
 
-    if let Some(secs) = config.defer_accept {
+    if let Some(wait) = config.defer_accept {
+        // The option counts whole seconds; a part of one is one more.
+        let secs =
+            u32::try_from(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).unwrap_or(u32::MAX);
         // TCP_DEFER_ACCEPT: the kernel ignores the final ACK of the handshake
         // and keeps the connection as a request socket in SYN_RECV until data
         // arrives (then it is queued for accept) or the time is up. See tcp(7).

@@ -85,8 +85,7 @@ pub fn serve(listener: Socket, config: &Config) -> Summary {
                     pid,
                     handler: Handler::Thread(tid),
                 });
-                let mut end =
-                    echo::str_echo(&*conn, config.close_after, &mut vec![0; echo::BUF_SIZE]);
+                let mut end = echo::str_echo(&*conn, config.limits(), &mut vec![0; echo::BUF_SIZE]);
                 if let echo::EchoEnd::PeerClosed { bytes } = end {
                     if *lock(&shared_for_thread.stopping) {
                         // Our own shutdown(SHUT_RDWR) at SIGTERM woke the
