@@ -1,17 +1,28 @@
-//! Where the programs under test are: built by cargo, found by cargo.
+//! Where the programs under test are.
 //!
 //! Cargo gives an integration test the path of its own package's binaries
 //! only (`CARGO_BIN_EXE_<name>`); echo-server, echo-client and observer
-//! belong to other packages. Rather than guess `target/debug/...` (wrong
-//! under `--release`, a custom `CARGO_TARGET_DIR`, or cross builds), we ask
-//! cargo to build each one, through escargot, and it tells us the path.
-//! When they are already built this takes a few tens of milliseconds.
+//! belong to other packages. In order:
 //!
-//! `ECHO_LAB_BIN_DIR=/some/dir` skips cargo and takes the binaries from
-//! that directory (for a lifecycle binary copied away from the workspace).
+//! 1. `ECHO_LAB_BIN_DIR=/some/dir`: the binaries in that directory, no
+//!    questions asked (for a lifecycle binary copied away from the
+//!    workspace).
+//! 2. The binaries beside our own executable (`target/PROFILE/`), if all
+//!    three are there and *fresh*: newer than every source file they are
+//!    built from. No cargo is run, so a user who cannot write `target/`
+//!    (`nobody`, against root's build) can still use them.
+//! 3. Otherwise cargo builds them, through escargot (which gives the
+//!    path, right under `--release` or a custom `CARGO_TARGET_DIR`), and
+//!    [`binaries_said`] says so first: a build can take a minute. If that
+//!    fails, the error names what was missing or stale.
+//!
+//! Freshness by modification time is what make(1) does; it is simpler
+//! than cargo's fingerprints, and errs towards building: a file touched
+//! but unchanged only costs a cargo run that finds nothing to do.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::SystemTime;
 
 use anyhow::{Context, Result, anyhow};
 
@@ -25,15 +36,24 @@ pub struct Binaries {
 
 static BINARIES: OnceLock<Result<Binaries, String>> = OnceLock::new();
 
-/// Build (once per process) and return the binaries.
+/// The programs (found or built once per process).
 pub fn binaries() -> Result<&'static Binaries> {
-    BINARIES
-        .get_or_init(|| locate().map_err(|e| format!("{e:#}")))
-        .as_ref()
-        .map_err(|e| anyhow!("cannot build the programs under test: {e}"))
+    binaries_said(|_| {})
 }
 
-fn locate() -> Result<Binaries> {
+/// The same, telling `say` first what is about to happen when that is a
+/// build (the lifecycle command prints it, so a first run does not sit
+/// silent inside its first scenario).
+pub fn binaries_said(say: impl FnOnce(&str)) -> Result<&'static Binaries> {
+    BINARIES
+        .get_or_init(|| locate(say).map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .map_err(|e| anyhow!("cannot find or build the programs under test: {e}"))
+}
+
+const PROGRAMS: [&str; 3] = ["echo-server", "echo-client", "observer"];
+
+fn locate(say: impl FnOnce(&str)) -> Result<Binaries> {
     if let Some(dir) = std::env::var_os("ECHO_LAB_BIN_DIR") {
         let dir = PathBuf::from(dir);
         let find = |name: &str| -> Result<PathBuf> {
@@ -47,11 +67,89 @@ fn locate() -> Result<Binaries> {
             observer: find("observer")?,
         });
     }
-    Ok(Binaries {
-        server: build("echo-server")?,
-        client: build("echo-client")?,
-        observer: build("observer")?,
+    let stale = match built_dir() {
+        Some(dir) => {
+            let stale: Vec<String> = PROGRAMS
+                .iter()
+                .filter_map(|name| staleness(&dir.join(name), name))
+                .collect();
+            if stale.is_empty() {
+                return Ok(Binaries {
+                    server: dir.join("echo-server"),
+                    client: dir.join("echo-client"),
+                    observer: dir.join("observer"),
+                });
+            }
+            stale.join("; ")
+        }
+        None => "no target directory beside this program".to_string(),
+    };
+    say(&format!(
+        "building echo-server, echo-client and observer with cargo ({stale}) ..."
+    ));
+    let build_all = || -> Result<Binaries> {
+        Ok(Binaries {
+            server: build("echo-server")?,
+            client: build("echo-client")?,
+            observer: build("observer")?,
+        })
+    };
+    build_all().with_context(|| {
+        format!("they are not built or not fresh ({stale}), and building them failed")
     })
+}
+
+/// `target/PROFILE/`, where cargo put our own executable (a test binary
+/// sits one level down, in `deps/`).
+fn built_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    let dir = if dir.file_name()? == "deps" {
+        dir.parent()?
+    } else {
+        dir
+    };
+    Some(dir.to_path_buf())
+}
+
+/// Why `binary` cannot be used as it is, or `None` if it is fresh.
+fn staleness(binary: &Path, name: &str) -> Option<String> {
+    let Some(built) = modified(binary) else {
+        return Some(format!("{name} is not built"));
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    // Its package, the shared command-line crate, and what pins versions.
+    let mut sources = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
+    for dir in [name, "cli"] {
+        sources.push(root.join(dir).join("Cargo.toml"));
+        collect(&root.join(dir).join("src"), &mut sources);
+    }
+    sources
+        .into_iter()
+        .find(|source| modified(source).is_some_and(|m| m > built))
+        .map(|newer| {
+            let shown = newer.strip_prefix(root).unwrap_or(&newer);
+            format!("{name} is older than {}", shown.display())
+        })
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).ok()?.modified().ok()
+}
+
+/// Every file under `dir`.
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
 }
 
 fn build(name: &str) -> Result<PathBuf> {

@@ -93,6 +93,12 @@ fn main() -> ExitCode {
         }
         chosen
     };
+    // The programs first: a first run builds them here, saying so, not
+    // silently inside the first scenario's timeline.
+    if let Err(e) = lifecycle::bins::binaries_said(|what| eprintln!("lifecycle: {what}")) {
+        eprintln!("lifecycle: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let mut reports = Vec::new();
     for scenario in &chosen {
         let report = scenarios::run(scenario);

@@ -17,7 +17,7 @@ fn path(events: &[Value], pred: impl Fn(&Value) -> bool) -> Vec<String> {
 }
 
 pub fn exact_handshake(story: &mut Story) -> Result<(), Failure> {
-    let server = story.server(&["--close-delay", "0.2"])?;
+    let server = story.server(&["--close-delay", "0.2s"])?;
     let observer = Observer::watch(server.port(), &["--exact"])?;
     story.outputs.push((
         "observer --exact".to_string(),

@@ -14,7 +14,7 @@ use crate::observer::EventExt;
 /// kernel drops the next SYNs, and those clients wait in SYN_SENT, their
 /// SYN retransmission timer running.
 pub fn syn_sent(story: &mut Story) -> Result<(), Failure> {
-    let server = story.server(&["--backlog", "0", "--accept-delay", "30"])?;
+    let server = story.server(&["--backlog", "0", "--accept-delay", "30s"])?;
     let observer = story.observer(server.port())?;
     let mut clients = Vec::new();
     for _ in 0..3 {
@@ -45,7 +45,7 @@ pub fn syn_sent(story: &mut Story) -> Result<(), Failure> {
 /// TCP_DEFER_ACCEPT: the client is ESTABLISHED, but the server's end stays
 /// a request socket in SYN_RECV (no file, no owner) until data arrives.
 pub fn syn_recv(story: &mut Story) -> Result<(), Failure> {
-    let server = story.server(&["--defer-accept", "10"])?;
+    let server = story.server(&["--defer-accept", "10s"])?;
     let observer = story.observer(server.port())?;
     let mut client = story.client(server.addr, &[], Input::Pipe)?;
     story.connected(&client)?;

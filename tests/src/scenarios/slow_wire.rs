@@ -125,7 +125,7 @@ pub fn slow_wire(story: &mut Story) -> Result<(), Failure> {
     // --close-delay: the server ACKs the client's FIN at once and sends its
     // own FIN half a second later, so the two cross the wire apart and both
     // FIN_WAIT2 and CLOSE_WAIT last long enough to be seen.
-    let (lab, server) = lab_with_server(story, &["--delay", "300ms"], &["--close-delay", "0.5"])?;
+    let (lab, server) = lab_with_server(story, &["--delay", "300ms"], &["--close-delay", "0.5s"])?;
     let mut client = client_in_lab(story, &lab)?;
     client.write_stdin(b"hi\n")?;
     story.wait(

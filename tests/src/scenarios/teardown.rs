@@ -92,7 +92,7 @@ fn expect_reaped(
 /// --close-delay) then TIME_WAIT for 60 s; the server's end CLOSE_WAIT,
 /// then LAST_ACK, then gone. The child exits and is reaped.
 pub fn client_closes_first(story: &mut Story) -> Result<(), Failure> {
-    let server = story.server(&["--close-delay", "1"])?;
+    let server = story.server(&["--close-delay", "1s"])?;
     let observer = story.observer(server.port())?;
     let (client, local) = connect_and_echo(story, &server, &[])?;
     let child = child_for(&server, &local)?;
@@ -185,7 +185,7 @@ pub fn server_closes_first(story: &mut Story) -> Result<(), Failure> {
 /// side; its end waits in FIN_WAIT2, still owned and reading, while the
 /// server (CLOSE_WAIT) finishes; every byte arrives.
 pub fn half_close(story: &mut Story) -> Result<(), Failure> {
-    let server = story.server(&["--close-delay", "1"])?;
+    let server = story.server(&["--close-delay", "1s"])?;
     let observer = story.observer(server.port())?;
     let mut client = story.client(server.addr, &["--mode", "poll"], Input::Pipe)?;
     let local = story.connected(&client)?;

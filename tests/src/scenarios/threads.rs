@@ -12,7 +12,7 @@ use super::matching::{on_conn, owned_by, reaches};
 /// held by the server process itself, a thread sleeps in read() while the
 /// main thread sleeps in accept(), and no child process ever exists.
 pub fn thread_mode(story: &mut Story) -> Result<(), Failure> {
-    let server = story.server(&["--mode", "thread", "--close-delay", "1"])?;
+    let server = story.server(&["--mode", "thread", "--close-delay", "1s"])?;
     let observer = story.observer(server.port())?;
     let pid = server.pid();
     let mut client = story.client(server.addr, &[], Input::Pipe)?;

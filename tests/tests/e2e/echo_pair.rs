@@ -274,7 +274,7 @@ fn a_client_that_vanishes_while_the_server_writes_does_not_stop_the_server() {
 fn sigterm_leaves_no_process_behind() {
     setup();
     for mode in ["fork", "thread"] {
-        let server = Server::start(&["--mode", mode, "--close-delay", "60"]).unwrap();
+        let server = Server::start(&["--mode", mode, "--close-delay", "60s"]).unwrap();
         let mut clients = Vec::new();
         for _ in 0..3 {
             let client = Client::start(server.addr, &[], Input::Pipe).unwrap();
@@ -386,38 +386,101 @@ fn connection_refused_is_one_line_and_exit_1() {
 fn every_bad_argument_gives_exit_2_and_one_line() {
     setup();
     let bins = binaries().unwrap();
-    let cases: &[(&std::path::Path, &[&str])] = &[
-        (&bins.server, &["--port", "x"]),
-        (&bins.server, &["--port", "70000"]),
-        (&bins.server, &["--bind", "not-an-address"]),
-        (&bins.server, &["--mode", "spoon"]),
-        (&bins.server, &["--reap", "never"]),
-        (&bins.server, &["--backlog", "-1"]),
-        (&bins.server, &["--close-delay", "soon"]),
-        (&bins.server, &["--max-clients", "0"]),
-        (&bins.server, &["--bogus"]),
-        (&bins.server, &["extra"]),
-        (&bins.client, &["127.0.0.1", "0"]),
-        (&bins.client, &["127.0.0.1", "port"]),
-        (&bins.client, &["--mode", "spoon"]),
-        (&bins.client, &["--connections", "0"]),
-        (&bins.client, &["--reset", "--half-close"]),
-        (&bins.client, &["a", "1", "extra"]),
-        (&bins.client, &["--bogus"]),
-        (&bins.observer, &["--port", "0"]),
-        (&bins.observer, &["--port", "x"]),
-        (&bins.observer, &["--interval", "fast"]),
-        (&bins.observer, &["--interval", "0ms"]),
-        (&bins.observer, &["--state", "HAPPY"]),
-        (&bins.observer, &["--all", "--port", "1"]),
-        (&bins.observer, &["snapshot", "--bogus"]),
-        (&bins.observer, &["frobnicate"]),
+    // (program, arguments, what the one line must say; "" for any reason)
+    let long_text = "a".repeat(100_000);
+    let cases: &[(&std::path::Path, &[&str], &str)] = &[
+        (&bins.server, &["--port", "x"], ""),
+        (&bins.server, &["--port", "70000"], ""),
+        (&bins.server, &["--bind", "not-an-address"], ""),
+        (&bins.server, &["--mode", "spoon"], ""),
+        (&bins.server, &["--reap", "never"], ""),
+        (&bins.server, &["--backlog", "-1"], ""),
+        (&bins.server, &["--close-delay", "soon"], ""),
+        (&bins.server, &["--max-clients", "0"], ""),
+        (&bins.server, &["--bogus"], ""),
+        (&bins.server, &["extra"], ""),
+        (&bins.client, &["127.0.0.1", "0"], ""),
+        (&bins.client, &["127.0.0.1", "port"], ""),
+        (&bins.client, &["--mode", "spoon"], ""),
+        (&bins.client, &["--connections", "0"], ""),
+        (&bins.client, &["--reset", "--half-close"], ""),
+        (&bins.client, &["a", "1", "extra"], ""),
+        (&bins.client, &["--bogus"], ""),
+        (&bins.observer, &["--port", "0"], ""),
+        (&bins.observer, &["--port", "x"], ""),
+        (&bins.observer, &["--interval", "fast"], ""),
+        (&bins.observer, &["--interval", "0ms"], ""),
+        (&bins.observer, &["--state", "HAPPY"], ""),
+        (&bins.observer, &["--all", "--port", "1"], ""),
+        (&bins.observer, &["snapshot", "--bogus"], ""),
+        (&bins.observer, &["frobnicate"], ""),
+        // Negative numbers say so (allow_negative_numbers + a range check).
+        (&bins.server, &["--port", "-1"], "must not be negative"),
+        (&bins.server, &["--backlog", "-1"], "must not be negative"),
+        (&bins.observer, &["--port", "-1"], "must not be negative"),
+        (
+            &bins.observer,
+            &["--interval", "-1s"],
+            "must not be negative",
+        ),
+        (
+            &bins.observer,
+            &["lab", "--loss", "-1"],
+            "must not be negative",
+        ),
+        // A duration needs its unit, in every program.
+        (
+            &bins.server,
+            &["--close-delay", "20"],
+            "needs a unit: us, ms, s or m",
+        ),
+        (
+            &bins.server,
+            &["--idle-timeout", "0s"],
+            "must be between 1ms and",
+        ),
+        (
+            &bins.observer,
+            &["--interval", "1"],
+            "needs a unit: us, ms, s or m",
+        ),
+        (
+            &bins.observer,
+            &["--duration", "0s"],
+            "must be between 1ms and",
+        ),
+        // A choice lists the valid values.
+        (
+            &bins.server,
+            &["--reap", "maybe"],
+            "'maybe' is not one of: waitpid, wait, none",
+        ),
+        // A malformed host is a usage error, not a failed lookup.
+        (&bins.client, &["999.1.1.1", "1"], "is not an IPv4 address"),
+        (&bins.client, &["[::1]"], "give the address alone (::1)"),
+        (
+            &bins.client,
+            &["127.0.0.1:6666"],
+            "echo-client 127.0.0.1 6666",
+        ),
+        (&bins.client, &[""], "the host is empty"),
+        // Processes that cannot be watched; a text the answer cannot carry.
+        (&bins.observer, &["--pid", "0"], "must be at least 1"),
+        (&bins.observer, &["--pid", "999999999"], "no such process"),
+        (
+            &bins.observer,
+            &["kernel-echo", &long_text],
+            "at most 65499 bytes",
+        ),
     ];
-    for (program, args) in cases {
+    for (program, args, says) in cases {
         let mut proc = Proc::spawn(program, *args, Input::Null).unwrap();
         let status = proc.wait_exit(T).unwrap();
         let stderr = proc.stderr.text();
+        let args = &args[..args.len().min(3)];
         assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(stderr.len() < 300, "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(proc.stdout.text().is_empty(), "{args:?}");
@@ -536,5 +599,153 @@ fn a_host_name_resolves_and_each_address_is_tried() {
         proc.stderr.text().contains(&format!("-> 127.0.0.1:{port}")),
         "{}",
         proc.stderr.text()
+    );
+}
+
+/// `--idle-timeout`: a client that sends nothing is closed by the server
+/// (its `idle` line), which closes first: the client reads EOF, and the
+/// server's end is the one left in TIME_WAIT.
+#[test]
+fn idle_timeout_closes_a_silent_client_from_the_server_side() {
+    setup();
+    let server = Server::start(&["--idle-timeout", "300ms"]).unwrap();
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(T)).unwrap();
+    let mut buf = [0u8; 16];
+    // One line echoed: the timeout counts silence, not the connection's age.
+    stream.write_all(b"hi\n").unwrap();
+    assert_eq!(stream.read(&mut buf).unwrap(), 3);
+    assert_eq!(stream.read(&mut buf).unwrap(), 0, "the server's FIN");
+    let idle = server.wait_event("idle", T).unwrap();
+    assert_eq!(idle.num("bytes"), Some(3));
+    assert_eq!(idle.get("secs"), Some("0.3"));
+    let ours = stream.local_addr().unwrap();
+    drop(stream);
+    let diag = || {
+        let mut diag = observer::diag::DiagSocket::open().unwrap();
+        diag.dump(&observer::diag::Query::port(server.port()))
+            .unwrap()
+    };
+    wait::until("the server's end in TIME_WAIT", T, || {
+        diag()
+            .into_iter()
+            .find(|s| s.remote == ours && s.state == observer::tcp_state::TcpState::TimeWait)
+    })
+    .unwrap();
+}
+
+/// A fork-mode server killed with SIGKILL leaves its children running:
+/// re-parented (to us: the test is their subreaper) and still echoing.
+/// `--die-with-parent` makes the kernel end them (PR_SET_PDEATHSIG).
+#[test]
+fn orphans_outlive_a_killed_server_unless_die_with_parent() {
+    setup();
+    for die_with_parent in [false, true] {
+        let args: &[&str] = if die_with_parent {
+            &["--die-with-parent"]
+        } else {
+            &[]
+        };
+        let mut server = Server::start(args).unwrap();
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        stream.set_read_timeout(Some(T)).unwrap();
+        let accepted = server.wait_event("accepted", T).unwrap();
+        let child = accepted.num("child").unwrap() as i32;
+        // kill -9 the parent only (its children are not signalled).
+        // (Reaped, not waited for with its pipes: the child still holds
+        // the parent's stdout.)
+        server.proc.signal(Signal::SIGKILL).unwrap();
+        wait::within(T, || server.proc.try_status()).unwrap();
+        let alive = |pid: i32| procfs::info(pid).is_some_and(|p| p.state != 'Z');
+        if die_with_parent {
+            wait::until("the child to die with its parent", T, || {
+                (!alive(child)).then_some(())
+            })
+            .unwrap();
+            let mut buf = [0u8; 16];
+            assert_eq!(stream.read(&mut buf).unwrap(), 0, "the child's FIN");
+        } else {
+            let me = std::process::id() as i32;
+            let orphan = wait::until("the orphan to be re-parented", T, || {
+                procfs::info(child).filter(|p| p.ppid == me)
+            })
+            .unwrap();
+            assert_ne!(orphan.state, 'Z');
+            // Still serving its client.
+            stream.write_all(b"still there?\n").unwrap();
+            let mut buf = [0u8; 13];
+            stream.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"still there?\n");
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child), Signal::SIGKILL).unwrap();
+        }
+        // Ours to reap now (subreaper).
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
+    }
+}
+
+/// The README's `--close-after 0` row, both ways. Ctrl-D before typing:
+/// the client's FIN answers the server's, and TIME_WAIT lands on the
+/// server (the active closer). A line typed instead arrives at a socket
+/// the server has closed: its kernel answers RST, and no TIME_WAIT is
+/// left on either side.
+#[test]
+fn close_after_0_gives_time_wait_on_the_server_only_if_nothing_is_typed() {
+    use observer::tcp_state::TcpState;
+    setup();
+    let server = Server::start(&["--close-after", "0"]).unwrap();
+    let time_waits = || {
+        let mut diag = observer::diag::DiagSocket::open().unwrap();
+        let query = observer::diag::Query {
+            states: TcpState::TimeWait.bit(),
+            ..observer::diag::Query::port(server.port())
+        };
+        diag.dump(&query).unwrap()
+    };
+    // Ctrl-D once the client is connected (and the server has closed,
+    // as it does at once: a person cannot press Ctrl-D sooner).
+    let mut client = Client::start(server.addr, &[], Input::Pipe).unwrap();
+    let ours = client.connected().unwrap();
+    wait::until(
+        "the client's end in CLOSE_WAIT (the server's FIN)",
+        T,
+        || {
+            let mut diag = observer::diag::DiagSocket::open().unwrap();
+            let all = diag
+                .dump(&observer::diag::Query::port(server.port()))
+                .unwrap();
+            all.into_iter()
+                .find(|s| s.local == ours && s.state == TcpState::CloseWait)
+        },
+    )
+    .unwrap();
+    client.proc.close_stdin();
+    let out = client.finish(T).unwrap();
+    assert!(out.status.success(), "{}", out.stderr);
+    let tw = wait::until("a TIME_WAIT", T, || {
+        let tw = time_waits();
+        (!tw.is_empty()).then_some(tw)
+    })
+    .unwrap();
+    assert!(
+        tw.iter().all(|s| s.local.port() == server.port()),
+        "TIME_WAIT on the server's end only: {tw:?}"
+    );
+    let before = tw.len();
+    // A typed line: RST, and the client says the server went away.
+    let out = Client::run(server.addr, &[], b"hi\n", T).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains("server terminated prematurely"),
+        "{}",
+        out.stderr
+    );
+    server
+        .wait_events("two server-closed", 2, T, |l| l.event == "server-closed")
+        .unwrap();
+    assert_eq!(
+        time_waits().len(),
+        before,
+        "no new TIME_WAIT: {:?}",
+        time_waits()
     );
 }

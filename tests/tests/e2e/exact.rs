@@ -39,7 +39,7 @@ fn path(events: &[Value], pred: impl Fn(&Value) -> bool) -> Vec<String> {
 fn exact_shows_every_transition_on_both_ends() {
     setup();
     needs_root("tracefs");
-    let server = Server::start(&["--close-delay", "0.2"]).unwrap();
+    let server = Server::start(&["--close-delay", "0.2s"]).unwrap();
     let observer = Observer::watch(server.port(), &["--exact"]).unwrap();
     assert!(
         observer.proc.stderr.text().contains("--exact: tracing"),

@@ -111,7 +111,7 @@ fn assert_same_as_ss(observer_args: &[&str], ss_filter: &[&str]) {
 /// A port with something in every interesting state: LISTEN, ESTABLISHED
 /// pairs, FIN_WAIT2/CLOSE_WAIT held, a server-side TIME_WAIT.
 fn busy_port() -> (Server, Server, Vec<Client>) {
-    let server = Server::start(&["--close-delay", "30"]).unwrap();
+    let server = Server::start(&["--close-delay", "30s"]).unwrap();
     let mut clients = Vec::new();
     for _ in 0..3 {
         let client = Client::start(server.addr, &[], Input::Pipe).unwrap();
@@ -252,7 +252,7 @@ fn reached(event: &Value, state: &str, role: &str) -> bool {
 #[test]
 fn watch_tells_a_connection_from_listen_to_time_wait() {
     setup();
-    let server = Server::start(&["--close-delay", "1"]).unwrap();
+    let server = Server::start(&["--close-delay", "1s"]).unwrap();
     let observer = Observer::watch(server.port(), &[]).unwrap();
     let listen = observer
         .wait_for("LISTEN", T, |e| e.str("state") == "LISTEN")
@@ -310,7 +310,7 @@ fn watch_tells_a_connection_from_listen_to_time_wait() {
             ours(e) && e.str("state") == "TIME_WAIT" && e.str("role") == "client"
         })
         .unwrap();
-    // Held about a second by --close-delay 1: seen, not guessed.
+    // Held about a second by --close-delay 1s: seen, not guessed.
     assert!(
         tw["t"].as_f64().unwrap() - fw2["t"].as_f64().unwrap() > 0.5,
         "{fw2}\n{tw}"
@@ -340,7 +340,7 @@ fn watch_tells_a_connection_from_listen_to_time_wait() {
 #[test]
 fn watch_sees_syn_recv_held_by_defer_accept() {
     setup();
-    let server = Server::start(&["--defer-accept", "10"]).unwrap();
+    let server = Server::start(&["--defer-accept", "10s"]).unwrap();
     let observer = Observer::watch(server.port(), &[]).unwrap();
     let client = Client::start(server.addr, &[], Input::Pipe).unwrap();
     client.connected().unwrap();
@@ -363,7 +363,7 @@ fn watch_sees_syn_recv_held_by_defer_accept() {
 #[test]
 fn watch_sees_syn_sent_held_by_a_full_accept_queue() {
     setup();
-    let server = Server::start(&["--backlog", "0", "--accept-delay", "30"]).unwrap();
+    let server = Server::start(&["--backlog", "0", "--accept-delay", "30s"]).unwrap();
     let observer = Observer::watch(server.port(), &[]).unwrap();
     let clients: Vec<Client> = (0..3)
         .map(|_| Client::start(server.addr, &[], Input::Pipe).unwrap())
@@ -377,6 +377,43 @@ fn watch_sees_syn_sent_held_by_a_full_accept_queue() {
         "on",
         "the SYN retransmission timer runs"
     );
+    drop(clients);
+}
+
+/// The README's row, exactly: `--backlog 1 --accept-delay 60s` and three
+/// clients: the accept queue holds backlog + 1 = 2 connections, so two
+/// clients are ESTABLISHED (nobody accepted them) and the third sits in
+/// SYN_SENT, its SYNs dropped.
+#[test]
+fn backlog_1_queues_two_and_the_third_client_sits_in_syn_sent() {
+    use observer::tcp_state::TcpState;
+    setup();
+    let server = Server::start(&["--backlog", "1", "--accept-delay", "60s"]).unwrap();
+    let mut clients = Vec::new();
+    let client_ends = |state: TcpState| {
+        let mut diag = observer::diag::DiagSocket::open().unwrap();
+        let sockets = diag
+            .dump(&observer::diag::Query::port(server.port()))
+            .unwrap();
+        sockets
+            .iter()
+            .filter(|s| s.remote.port() == server.port() && s.state == state)
+            .count()
+    };
+    // One at a time, so that which one is refused is known.
+    for n in 1..=2 {
+        clients.push(Client::start(server.addr, &[], Input::Pipe).unwrap());
+        wait::until(&format!("{n} client ends ESTABLISHED"), T, || {
+            (client_ends(TcpState::Established) == n).then_some(())
+        })
+        .unwrap();
+    }
+    clients.push(Client::start(server.addr, &[], Input::Pipe).unwrap());
+    wait::until("the third client in SYN_SENT", T, || {
+        (client_ends(TcpState::SynSent) == 1).then_some(())
+    })
+    .unwrap();
+    assert_eq!(client_ends(TcpState::Established), 2);
     drop(clients);
 }
 
