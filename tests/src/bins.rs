@@ -114,10 +114,18 @@ fn built_dir() -> Option<PathBuf> {
 
 /// Why `binary` cannot be used as it is, or `None` if it is fresh.
 fn staleness(binary: &Path, name: &str) -> Option<String> {
+    staleness_in(
+        Path::new(env!("CARGO_MANIFEST_DIR")).parent()?,
+        binary,
+        name,
+    )
+}
+
+/// The same, for the workspace at `root`.
+fn staleness_in(root: &Path, binary: &Path, name: &str) -> Option<String> {
     let Some(built) = modified(binary) else {
         return Some(format!("{name} is not built"));
     };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
     // Its package, the shared command-line crate, and what pins versions.
     let mut sources = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
     for dir in [name, "cli"] {
@@ -166,4 +174,62 @@ fn build(name: &str) -> Result<PathBuf> {
         .run()
         .with_context(|| format!("cargo build -p {name}"))?;
     Ok(run.path().to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A binary is fresh until a source of its own package, of the shared
+    /// cli crate, or the workspace's manifest or lock file is newer.
+    #[test]
+    fn a_binary_older_than_a_source_is_stale() {
+        let root = std::env::temp_dir().join(format!("echo-lab-bins-{}", std::process::id()));
+        let files = [
+            "Cargo.toml",
+            "Cargo.lock",
+            "observer/src/main.rs",
+            "cli/src/lib.rs",
+            "echo-server/src/main.rs",
+        ];
+        for f in files {
+            std::fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
+            std::fs::write(root.join(f), "").unwrap();
+        }
+        let binary = root.join("observer-bin");
+        assert_eq!(
+            staleness_in(&root, &binary, "observer").as_deref(),
+            Some("observer is not built")
+        );
+        let at = |path: &str, t: SystemTime| {
+            std::fs::File::options()
+                .write(true)
+                .open(root.join(path))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        };
+        let then = SystemTime::now() - Duration::from_secs(3600);
+        for f in files {
+            at(f, then);
+        }
+        std::fs::write(&binary, "").unwrap();
+        assert_eq!(staleness_in(&root, &binary, "observer"), None);
+        // Another package's source does not matter; the cli crate's does.
+        at(
+            "echo-server/src/main.rs",
+            SystemTime::now() + Duration::from_secs(60),
+        );
+        assert_eq!(staleness_in(&root, &binary, "observer"), None);
+        at(
+            "cli/src/lib.rs",
+            SystemTime::now() + Duration::from_secs(60),
+        );
+        assert_eq!(
+            staleness_in(&root, &binary, "observer").as_deref(),
+            Some("observer is older than cli/src/lib.rs")
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
