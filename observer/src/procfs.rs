@@ -336,6 +336,29 @@ pub fn process(pid: i32) -> Option<Process> {
     })
 }
 
+/// How long ago process `pid` started: field 22 of /proc/PID/stat
+/// (`starttime`, clock ticks after boot) against /proc/uptime. A zombie
+/// keeps it; its exit time is nowhere in /proc.
+pub fn started_ago(pid: i32) -> Option<std::time::Duration> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the last ')': state is field 3, so starttime is the 20th.
+    let ticks: f64 = stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf reads a system constant and touches no memory of ours.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let uptime: f64 = fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let started = ticks / hz.max(1) as f64;
+    std::time::Duration::try_from_secs_f64((uptime - started).max(0.0)).ok()
+}
+
 /// System calls worth naming, by number (this architecture's numbers).
 const SYSCALLS: &[(i64, &str)] = &[
     (libc::SYS_read, "read"),

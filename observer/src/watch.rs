@@ -116,12 +116,18 @@ pub enum Kind {
     },
     Zombie {
         process: Process,
+        /// How long we have seen it a zombie.
         zombie_for: Duration,
         parent: Option<Process>,
+        /// Already a zombie at our first look: how long ago it *started*
+        /// (/proc/PID/stat); when it exited, the kernel does not say.
+        before_start: Option<Duration>,
     },
     Reaped {
         process: Process,
         zombie_for: Duration,
+        /// It was a zombie before we started: `zombie_for` is a lower bound.
+        before_start: bool,
     },
     Note {
         text: String,
@@ -188,6 +194,9 @@ struct TrackedProc {
     process: Process,
     /// First seen in state Z.
     zombie_since: Option<Instant>,
+    /// A zombie already at our first look at the processes: how long ago
+    /// it started (the only age /proc gives a zombie).
+    zombie_before_start: Option<Duration>,
     /// When we last said so (None: not yet).
     zombie_reported: Option<Instant>,
     /// A (state, wchan) seen once; reported when seen twice in a row, so a
@@ -222,6 +231,9 @@ pub struct Tracker {
     recently_gone: HashMap<Key, Instant>,
     last_poll: Option<Instant>,
     procs: HashMap<i32, TrackedProc>,
+    /// Has `processes` been called before? What its first call finds
+    /// already dead died before we started watching.
+    procs_read: bool,
     /// The role of sockets no listener or port explains (the lab knows
     /// which namespace is the client's).
     fallback: Role,
@@ -242,6 +254,7 @@ impl Tracker {
             recently_gone: HashMap::new(),
             last_poll: None,
             procs: HashMap::new(),
+            procs_read: false,
             fallback: Role::Unknown,
         }
     }
@@ -581,11 +594,16 @@ impl Tracker {
     /// parent's waitpid(), and that instant is not the bug we warn about.
     pub fn processes(&mut self, now: Instant, readings: Vec<(i32, Option<Process>)>) -> Vec<Event> {
         let mut events = Vec::new();
+        let first_look = !std::mem::replace(&mut self.procs_read, true);
         for (pid, reading) in readings {
             match (reading, self.procs.remove(&pid)) {
                 (Some(mut process), None) => {
                     process.args = procfs::cmdline(pid);
                     let zombie_since = (process.state == 'Z').then_some(now);
+                    // A zombie at our first look has been one for we do
+                    // not know how long: say so, with its real age.
+                    let zombie_before_start = (first_look && process.state == 'Z')
+                        .then(|| procfs::started_ago(pid).unwrap_or_default());
                     events.push(self.event(
                         now,
                         Kind::Process {
@@ -593,15 +611,19 @@ impl Tracker {
                             change: ProcChange::New,
                         },
                     ));
-                    self.procs.insert(
-                        pid,
-                        TrackedProc {
-                            process,
-                            zombie_since,
-                            zombie_reported: None,
-                            candidate: None,
-                        },
-                    );
+                    let mut tracked = TrackedProc {
+                        process,
+                        zombie_since,
+                        zombie_before_start,
+                        zombie_reported: None,
+                        candidate: None,
+                    };
+                    if tracked.zombie_before_start.is_some() {
+                        // Past any grace already: say so now.
+                        tracked.zombie_reported = Some(now);
+                        events.push(self.zombie_event(now, &tracked));
+                    }
+                    self.procs.insert(pid, tracked);
                 }
                 (Some(mut process), Some(mut tracked)) => {
                     // The command line does not change while we watch.
@@ -651,6 +673,7 @@ impl Tracker {
                         (Some(since), Some(_)) => Kind::Reaped {
                             process: tracked.process,
                             zombie_for: now - since,
+                            before_start: tracked.zombie_before_start.is_some(),
                         },
                         _ => Kind::Process {
                             process: tracked.process,
@@ -672,6 +695,7 @@ impl Tracker {
                 process: tracked.process.clone(),
                 zombie_for: tracked.zombie_since.map_or(Duration::ZERO, |s| now - s),
                 parent: procfs::process(tracked.process.ppid),
+                before_start: tracked.zombie_before_start,
             },
         )
     }
@@ -824,10 +848,16 @@ impl Event {
                 process,
                 zombie_for,
                 parent,
+                before_start,
             } => {
                 let mut m = process_json(process);
                 m.insert("event".into(), json!("zombie"));
                 m.insert("zombie_ms".into(), json!(ms(*zombie_for)));
+                m.insert("before_start".into(), json!(before_start.is_some()));
+                m.insert(
+                    "started_ms_ago".into(),
+                    before_start.map_or(Value::Null, |age| json!(ms(age))),
+                );
                 m.insert(
                     "parent".into(),
                     parent
@@ -839,10 +869,12 @@ impl Event {
             Kind::Reaped {
                 process,
                 zombie_for,
+                before_start,
             } => {
                 let mut m = process_json(process);
                 m.insert("event".into(), json!("reaped"));
                 m.insert("zombie_ms".into(), json!(ms(*zombie_for)));
+                m.insert("before_start".into(), json!(before_start));
                 m
             }
             Kind::Note { text } => {
@@ -1049,25 +1081,37 @@ impl Event {
                 process,
                 zombie_for,
                 parent,
+                before_start,
             } => {
                 let parent = parent.as_ref().map_or(format!("{}", process.ppid), |p| {
                     format!("{} ({})", p.pid, p.comm)
                 });
+                // How long: what we saw, or, for one that was a zombie
+                // before we looked, what is known (its start, not its exit).
+                let how_long = match before_start {
+                    None => format!("for {}", render::elapsed(*zombie_for)),
+                    Some(age) => format!(
+                        "already when we started {} ago (it started {} ago; /proc does not say when it exited)",
+                        render::elapsed(*zombie_for),
+                        render::elapsed(*age + *zombie_for)
+                    ),
+                };
                 format!(
-                    "{t}  {:<16}  {} is a {} for {}: it exited, but its parent {parent} has not called wait()",
+                    "{t}  {:<16}  {} is a {} {how_long}: it exited, but its parent {parent} has not called wait()",
                     format!("pid {}", process.pid),
                     process.comm,
                     style.alarm("ZOMBIE"),
-                    render::elapsed(*zombie_for)
                 )
             }
             Kind::Reaped {
                 process,
                 zombie_for,
+                before_start,
             } => format!(
-                "{t}  {:<16}  {} reaped by its parent after {} as a zombie",
+                "{t}  {:<16}  {} reaped by its parent after {}{} as a zombie",
                 format!("pid {}", process.pid),
                 process.comm,
+                if *before_start { "at least " } else { "" },
                 render::elapsed(*zombie_for)
             ),
             Kind::Note { text } => format!("{t}  {text}"),
@@ -1728,5 +1772,47 @@ mod tests {
             panic!()
         };
         assert_eq!(*zombie_for, Duration::from_secs(1));
+    }
+
+    /// A zombie at the first look is not "a zombie for 0 ms": it is
+    /// reported at once, as one from before we started, and its reaping
+    /// gives a lower bound.
+    #[test]
+    fn a_zombie_from_before_we_started_says_so() {
+        let start = Instant::now();
+        let mut t = Tracker::new(start, None);
+        let z = Process {
+            pid: 99_999_998,
+            ppid: 1,
+            state: 'Z',
+            comm: "echo-server".into(),
+            wchan: String::new(),
+            syscall: String::new(),
+            args: String::new(),
+        };
+        let events = t.processes(at(start, 0), vec![(z.pid, Some(z.clone()))]);
+        let Kind::Zombie { before_start, .. } = &events[1].kind else {
+            panic!("{:?}", events.iter().map(|e| &e.kind).collect::<Vec<_>>())
+        };
+        assert!(before_start.is_some());
+        let text = events[1].human(Style::plain());
+        assert!(
+            text.contains("is a ZOMBIE already when we started"),
+            "{text}"
+        );
+        let events = t.processes(at(start, 500), vec![(z.pid, None)]);
+        let text = events[0].human(Style::plain());
+        assert!(text.contains("after at least 500 ms as a zombie"), "{text}");
+        // A zombie first seen later appeared while we watched: as before.
+        let late = Process {
+            pid: 99_999_997,
+            ..z
+        };
+        let events = t.processes(at(start, 600), vec![(late.pid, Some(late.clone()))]);
+        assert!(
+            events
+                .iter()
+                .all(|e| !matches!(e.kind, Kind::Zombie { .. }))
+        );
     }
 }

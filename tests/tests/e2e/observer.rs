@@ -417,6 +417,43 @@ fn backlog_1_queues_two_and_the_third_client_sits_in_syn_sent() {
     drop(clients);
 }
 
+/// A zombie that existed before the observer started is reported as
+/// such, at once, with its real age from /proc/PID/stat, not as "a
+/// zombie for 0 ms".
+#[test]
+fn a_zombie_older_than_the_watch_is_reported_with_its_age() {
+    setup();
+    let server = Server::start(&["--reap", "none"]).unwrap();
+    let out = Client::run(server.addr, &[], b"bye\n", T).unwrap();
+    assert!(out.status.success());
+    let child = server
+        .wait_event("accepted", T)
+        .unwrap()
+        .num("child")
+        .unwrap();
+    wait::until("the child to be a zombie", T, || {
+        lifecycle::procfs::info(child as i32)
+            .is_some_and(|p| p.state == 'Z')
+            .then_some(())
+    })
+    .unwrap();
+    let made = std::time::Instant::now();
+    // Old enough that an age measured from our look would be visibly wrong.
+    wait::until("300 ms to pass", T, || {
+        (made.elapsed() >= Duration::from_millis(300)).then_some(())
+    })
+    .unwrap();
+    let observer = Observer::watch(server.port(), &[]).unwrap();
+    let zombie = observer
+        .wait_for("the zombie", T, |e| {
+            e.str("event") == "zombie" && e.int("pid") == child
+        })
+        .unwrap();
+    assert_eq!(zombie["before_start"], true);
+    assert!(zombie.int("started_ms_ago") >= 300, "{zombie}");
+    assert!(zombie.int("zombie_ms") < 300, "{zombie}");
+}
+
 /// `--reap none`: the child that served a connection becomes a zombie,
 /// and the watch says so, naming the parent that should reap it.
 #[test]
