@@ -45,12 +45,30 @@ pub struct SockView {
 /// How a socket left the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Gone {
-    /// TIME_WAIT's 60 s ran out.
-    TimeWaitOver,
+    /// TIME_WAIT's 60 s ran out. `before_seen`: it was in TIME_WAIT when
+    /// we first saw it, for about this long (60 s less the time its timer
+    /// had left then); `None`: we saw it enter.
+    TimeWaitOver { before_seen: Option<Duration> },
     /// LAST_ACK got its ACK: the passive closer is done.
     Closed,
     /// The kernel told us it destroyed the socket (with final counters).
     Destroyed(Option<TcpInfoLite>),
+    /// Destroyed by a reset: `sent` when this end sent the RST (an
+    /// abortive close: SO_LINGER 0 runs tcp_disconnect, which clears the
+    /// socket's remote address and zeroes its counters before the destroy
+    /// notification, so the notification carries remote port 0), else
+    /// received (its other end was the one reset, and it left no TIME_WAIT).
+    Reset {
+        sent: bool,
+        tcp: Option<TcpInfoLite>,
+    },
+    /// A normal passive close, too fast to see: its other end is in
+    /// TIME_WAIT, so the FINs were exchanged; `missed` are the states it
+    /// passed unseen (CLOSE_WAIT, LAST_ACK).
+    PassiveClose {
+        missed: Missed,
+        tcp: Option<TcpInfoLite>,
+    },
     /// It is just not there any more.
     Vanished,
     /// Opened and destroyed between two polls: we never saw it.
@@ -188,7 +206,17 @@ struct TrackedSock {
     countdown: Option<u32>,
     /// A destroy notification arrived (the socket may live on as TIME_WAIT).
     destroyed: Option<(Instant, Option<TcpInfoLite>)>,
+    /// Its destroy notification had remote port 0: tcp_disconnect ran,
+    /// so this end sent an RST (see [`Gone::Reset`]).
+    reset_sent: bool,
+    /// First seen already in TIME_WAIT: how long it had been there, from
+    /// its timer (see [`Gone::TimeWaitOver`]).
+    time_wait_before_seen: Option<Duration>,
 }
+
+/// How long TIME_WAIT lasts on Linux (TCP_TIMEWAIT_LEN, include/net/tcp.h;
+/// RFC 9293 asks for 2 MSL).
+const TIME_WAIT_LEN: Duration = Duration::from_secs(60);
 
 struct TrackedProc {
     process: Process,
@@ -229,6 +257,9 @@ pub struct Tracker {
     /// local -> remote of sockets recently gone, to pair late notifications.
     recent_peers: HashMap<SocketAddr, SocketAddr>,
     recently_gone: HashMap<Key, Instant>,
+    /// Local addresses of ends that sent an RST lately: their peers,
+    /// destroyed too, received it.
+    reset_senders: HashMap<SocketAddr, Instant>,
     last_poll: Option<Instant>,
     procs: HashMap<i32, TrackedProc>,
     /// Has `processes` been called before? What its first call finds
@@ -252,6 +283,7 @@ impl Tracker {
             disconnected: Vec::new(),
             recent_peers: HashMap::new(),
             recently_gone: HashMap::new(),
+            reset_senders: HashMap::new(),
             last_poll: None,
             procs: HashMap::new(),
             procs_read: false,
@@ -320,6 +352,11 @@ impl Tracker {
             .find(|t| t.view.info.cookie == info.cookie)
         {
             tracked.destroyed = Some((now, info.tcp_info));
+            if info.remote.port() == 0 {
+                // tcp_disconnect cleared the address: an abortive close.
+                tracked.reset_sent = true;
+                self.reset_senders.insert(tracked.view.info.local, now);
+            }
             return;
         }
         if info.remote.port() == 0 {
@@ -371,6 +408,8 @@ impl Tracker {
             self.listeners.add(s);
         }
         self.recently_gone
+            .retain(|_, at| now.saturating_duration_since(*at) < Duration::from_secs(2));
+        self.reset_senders
             .retain(|_, at| now.saturating_duration_since(*at) < Duration::from_secs(2));
         let gone: HashSet<SocketAddr> = self.recently_gone.keys().map(|k| k.1).collect();
         self.recent_peers.retain(|remote, _| gone.contains(remote));
@@ -503,6 +542,10 @@ impl Tracker {
                 state_since: now,
                 countdown,
                 destroyed: None,
+                reset_sent: false,
+                time_wait_before_seen: (view.info.state == TcpState::TimeWait).then(|| {
+                    TIME_WAIT_LEN.saturating_sub(Duration::from_millis(view.info.expires_ms.into()))
+                }),
             },
         );
         vec![self.event(
@@ -520,9 +563,35 @@ impl Tracker {
         let key = (old.view.info.local, old.view.info.remote);
         self.recently_gone.insert(key, now);
         self.recent_peers.insert(key.1, key.0);
+        let peer_reset = self.reset_senders.contains_key(&old.view.info.remote);
+        // Its other end, if we watch it, in TIME_WAIT: then this end was the
+        // passive closer and the close was a normal one.
+        let peer_key = (old.view.info.remote, old.view.info.local);
+        let peer_in_time_wait = self
+            .sockets
+            .get(&peer_key)
+            .is_some_and(|p| p.view.info.state == TcpState::TimeWait);
         let how = match (old.view.info.state, old.destroyed) {
-            (TcpState::TimeWait, _) => Gone::TimeWaitOver,
+            (TcpState::TimeWait, _) => Gone::TimeWaitOver {
+                before_seen: old.time_wait_before_seen,
+            },
+            (_, Some((_, tcp))) if old.reset_sent => Gone::Reset { sent: true, tcp },
             (TcpState::LastAck, _) => Gone::Closed,
+            (_, destroyed) if peer_reset => Gone::Reset {
+                sent: false,
+                tcp: destroyed.and_then(|(_, tcp)| tcp),
+            },
+            (state @ (TcpState::Established | TcpState::CloseWait), destroyed)
+                if peer_in_time_wait =>
+            {
+                let mut missed =
+                    tcp_state::missed_between(state, TcpState::LastAck).unwrap_or_default();
+                missed.certain.push(TcpState::LastAck);
+                Gone::PassiveClose {
+                    missed,
+                    tcp: destroyed.and_then(|(_, tcp)| tcp),
+                }
+            }
             (_, Some((_, tcp))) => Gone::Destroyed(tcp),
             _ => Gone::Vanished,
         };
@@ -817,9 +886,21 @@ impl Event {
                 m.insert("state".into(), state_json(TcpState::Close));
                 m.insert("prev_ms".into(), json!(ms(*prev_for)));
                 let (how, tcp, source) = match how {
-                    Gone::TimeWaitOver => ("time_wait_over", None, "poll"),
+                    Gone::TimeWaitOver { before_seen } => {
+                        m.insert(
+                            "before_seen_ms".into(),
+                            before_seen.map_or(Value::Null, |d| json!(ms(d))),
+                        );
+                        ("time_wait_over", None, "poll")
+                    }
                     Gone::Closed => ("closed", None, "poll"),
                     Gone::Destroyed(t) => ("destroyed", *t, "destroy"),
+                    Gone::Reset { sent: true, tcp } => ("reset_sent", *tcp, "destroy"),
+                    Gone::PassiveClose { missed, tcp } => {
+                        m.insert("missed".into(), names(&missed.certain));
+                        ("closed", *tcp, "poll")
+                    }
+                    Gone::Reset { sent: false, tcp } => ("reset_received", *tcp, "destroy"),
                     Gone::Vanished => ("vanished", None, "poll"),
                     Gone::Unseen(t) => ("unseen", *t, "destroy"),
                 };
@@ -930,7 +1011,7 @@ impl Event {
             | Kind::Countdown { .. }
             | Kind::Owners { .. } => "poll",
             Kind::Gone { how, .. } => match how {
-                Gone::Destroyed(_) | Gone::Unseen(_) => "destroy",
+                Gone::Destroyed(_) | Gone::Unseen(_) | Gone::Reset { .. } => "destroy",
                 _ => "poll",
             },
             Kind::Process { .. } | Kind::Zombie { .. } | Kind::Reaped { .. } => "proc",
@@ -981,7 +1062,10 @@ impl Event {
                     text += &format!(", {} to go", render::millis(sock.info.expires_ms.into()));
                 }
                 if let Some(tcp) = freed {
-                    text += &format!(" (socket freed, its entry remains; {})", counters(tcp));
+                    text += &format!(
+                        " (socket freed, its entry remains; {})",
+                        counters(tcp, sock.role, Fins::BothDone)
+                    );
                 }
                 format!(
                     "{t}  {}  {text}{}{}",
@@ -1017,10 +1101,22 @@ impl Event {
             } => {
                 let state = sock.info.state;
                 let text = match how {
-                    Gone::TimeWaitOver => format!(
+                    Gone::TimeWaitOver { before_seen: None } => format!(
                         "{} over after {}: gone",
                         style.state(state),
                         render::elapsed(*prev_for)
+                    ),
+                    // We did not see it enter: say what was measured.
+                    Gone::TimeWaitOver {
+                        before_seen: Some(before),
+                    } => format!(
+                        "{} over: gone {} after we first saw it; it had entered about {} before \
+                         (its timer then had {} left), about {} in all",
+                        style.state(state),
+                        render::elapsed(*prev_for),
+                        render::elapsed(*before),
+                        render::elapsed(TIME_WAIT_LEN.saturating_sub(*before)),
+                        render::elapsed(*before + *prev_for)
                     ),
                     Gone::Closed => format!(
                         "{} -> gone (CLOSE) after {}",
@@ -1042,7 +1138,38 @@ impl Event {
                             )
                         };
                         match tcp {
-                            Some(t) => format!("{base}; {}", counters(t)),
+                            Some(t) => format!("{base}; {}", counters(t, sock.role, Fins::Unknown)),
+                            None => base,
+                        }
+                    }
+                    Gone::PassiveClose { missed, tcp } => {
+                        let base = format!(
+                            "{} -> gone (CLOSE) after {}: closed normally, its other end is in TIME_WAIT{}",
+                            style.state(state),
+                            render::elapsed(*prev_for),
+                            missed_text(missed, *gap)
+                        );
+                        match tcp {
+                            Some(t) => {
+                                format!("{base}; {}", counters(t, sock.role, Fins::BothDone))
+                            }
+                            None => base,
+                        }
+                    }
+                    Gone::Reset { sent: true, .. } => format!(
+                        "{} -> destroyed after {}: reset, this end sent the RST (an abortive close, \
+                         SO_LINGER 0: no FIN, no TIME_WAIT; tcp_disconnect zeroed its counters)",
+                        style.state(state),
+                        render::elapsed(*prev_for)
+                    ),
+                    Gone::Reset { sent: false, tcp } => {
+                        let base = format!(
+                            "{} -> destroyed after {}: reset by the other end (an RST received: no TIME_WAIT)",
+                            style.state(state),
+                            render::elapsed(*prev_for)
+                        );
+                        match tcp {
+                            Some(t) => format!("{base}; {}", counters(t, sock.role, Fins::Unknown)),
                             None => base,
                         }
                     }
@@ -1193,13 +1320,54 @@ fn missed_text(missed: &Missed, gap: Duration) -> String {
     format!(" ({} not seen: {bound})", names.join(", then "))
 }
 
-/// tcp_info's byte counters, which count sequence numbers: the SYN and
-/// the FIN take one each.
-fn counters(t: &TcpInfoLite) -> String {
-    format!(
-        "tcp_info: bytes_acked {}, bytes_received {} (SYN and FIN count 1 each)",
-        t.bytes_acked, t.bytes_received
-    )
+/// What is known of the FINs when counters are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fins {
+    /// Entering TIME_WAIT: the peer's FIN arrived and ours was acked.
+    BothDone,
+    Unknown,
+}
+
+/// tcp_info's byte counters, as the kernel keeps them (RFC 4898's
+/// ThruOctetsAcked and ThruOctetsReceived; net/ipv4/tcp_input.c,
+/// tcp_snd_una_update and tcp_rcv_nxt_update). They count sequence
+/// numbers, not bytes:
+/// - bytes_received advances with rcv_nxt: the peer's data, and 1 for its
+///   FIN. Never its SYN (rcv_nxt starts after it).
+/// - bytes_acked advances with snd_una: our data the peer acknowledged, 1
+///   for our FIN once acked, and 1 for the SYN on the end that called
+///   connect() (the end that accepted starts with its SYN already acked).
+///
+/// So `x\n` echoed and closed gives the client bytes_received 3 (2 + FIN)
+/// and bytes_acked 4 (2 + FIN + SYN). Where the FINs are known, the data
+/// bytes are worked out; otherwise the rule is said.
+fn counters(t: &TcpInfoLite, role: Role, fins: Fins) -> String {
+    let opener = role.active_opener();
+    let syn = u64::from(opener == Some(true));
+    let worked_out = match (fins, opener) {
+        (Fins::BothDone, Some(_)) => t
+            .bytes_received
+            .checked_sub(1)
+            .zip(t.bytes_acked.checked_sub(1 + syn)),
+        _ => None,
+    };
+    let syn_text = match opener {
+        Some(true) => " + 1 for our SYN",
+        Some(false) => "",
+        None => " + 1 for our SYN if this end connected",
+    };
+    match worked_out {
+        Some((data_in, data_out)) => format!(
+            "tcp_info: bytes_received {} = {data_in} data + 1 for the peer's FIN, bytes_acked {} = \
+             {data_out} data + 1 for our FIN{syn_text}",
+            t.bytes_received, t.bytes_acked,
+        ),
+        None => format!(
+            "tcp_info: bytes_received {} (the peer's data + 1 for its FIN), bytes_acked {} (our data \
+             acknowledged + 1 for our FIN{syn_text})",
+            t.bytes_received, t.bytes_acked,
+        ),
+    }
 }
 
 /// Why a socket vanishes from a state other than LAST_ACK or TIME_WAIT.
@@ -1814,5 +1982,91 @@ mod tests {
                 .iter()
                 .all(|e| !matches!(e.kind, Kind::Zombie { .. }))
         );
+    }
+
+    /// The counters read as final, worked out per the kernel's rules.
+    #[test]
+    fn counters_say_what_each_sequence_number_was() {
+        let t = TcpInfoLite {
+            bytes_acked: 4,
+            bytes_received: 3,
+            total_retrans: 0,
+            rtt_us: 10,
+        };
+        assert_eq!(
+            counters(&t, Role::Client, Fins::BothDone),
+            "tcp_info: bytes_received 3 = 2 data + 1 for the peer's FIN, bytes_acked 4 = 2 data + 1 for our FIN + 1 for our SYN"
+        );
+        let server = TcpInfoLite {
+            bytes_acked: 3,
+            ..t
+        };
+        assert!(
+            counters(&server, Role::Server, Fins::BothDone)
+                .ends_with("bytes_acked 3 = 2 data + 1 for our FIN")
+        );
+        assert!(
+            counters(&t, Role::Client, Fins::Unknown).contains("(the peer's data + 1 for its FIN)")
+        );
+    }
+
+    /// The server's end gone from ESTABLISHED while the client's is in
+    /// TIME_WAIT: a normal passive close, its CLOSE_WAIT and LAST_ACK
+    /// unseen, not "closed faster than we sample, or reset".
+    #[test]
+    fn a_passive_close_too_fast_to_see_lists_its_missed_states() {
+        let start = Instant::now();
+        let mut t = Tracker::new(start, Some(6666));
+        let owners = Owners::default();
+        let both = vec![
+            sock(L, ANY, TcpState::Listen, 1),
+            sock(C, L, TcpState::Established, 2),
+            sock(L, C, TcpState::Established, 3),
+        ];
+        t.poll(at(start, 0), both, &owners);
+        let events = t.poll(
+            at(start, 10),
+            vec![
+                sock(L, ANY, TcpState::Listen, 1),
+                sock(C, L, TcpState::TimeWait, 2),
+            ],
+            &owners,
+        );
+        let gone = events
+            .iter()
+            .find(|e| matches!(e.kind, Kind::Gone { .. }))
+            .expect("the server's end left");
+        let Kind::Gone {
+            how: Gone::PassiveClose { missed, .. },
+            ..
+        } = &gone.kind
+        else {
+            panic!("{:?}", gone.kind)
+        };
+        assert_eq!(missed.certain, vec![TcpState::CloseWait, TcpState::LastAck]);
+        let line = gone.human(Style::plain());
+        assert!(line.contains("closed normally, its other end is in TIME_WAIT (CLOSE_WAIT, then LAST_ACK not seen: < 10 ms)"), "{line}");
+    }
+
+    /// A TIME_WAIT first seen with 32.9 s left had been there 27.1 s: its
+    /// end says so, not "TIME_WAIT over after 32.90 s".
+    #[test]
+    fn a_time_wait_we_did_not_see_enter_says_what_was_measured() {
+        let start = Instant::now();
+        let mut t = Tracker::new(start, Some(6666));
+        let owners = Owners::default();
+        let mut tw = sock(C, L, TcpState::TimeWait, 2);
+        tw.expires_ms = 32_900;
+        t.poll(at(start, 0), vec![tw], &owners);
+        let events = t.poll(at(start, 32_900), vec![], &owners);
+        let line = events[0].human(Style::plain());
+        assert!(
+            line.contains(
+                "TIME_WAIT over: gone 32.90 s after we first saw it; it had entered about 27.10 s before \
+                 (its timer then had 32.90 s left), about 60.00 s in all"
+            ),
+            "{line}"
+        );
+        assert_eq!(events[0].json()["before_seen_ms"], 27_100);
     }
 }

@@ -598,3 +598,67 @@ fn kernel_echo_comes_back_byte_for_byte() {
     assert!(payloads(&sections[2]).is_empty(), "capped: no payload");
     assert!(notes(3).contains("not the seed's"));
 }
+
+/// tcp_info's counters as the kernel keeps them, read when they are
+/// final (the full socket freed as TIME_WAIT takes over): `x\n` echoed,
+/// the client closing first. bytes_received = 2 data + 1 for the
+/// server's FIN; bytes_acked = 2 data + 1 for the client's FIN + 1 for
+/// its SYN (the end that connected).
+#[test]
+#[ignore = "needs root: destroy notifications (SKNLGRP_INET_TCP_DESTROY) need CAP_NET_ADMIN"]
+fn counters_count_sequence_numbers_as_the_kernel_defines_them() {
+    setup();
+    crate::needs_root("destroy notifications need CAP_NET_ADMIN");
+    let server = Server::start(&[]).unwrap();
+    let observer = Observer::watch(server.port(), &[]).unwrap();
+    let mut client = Client::start(server.addr, &[], Input::Pipe).unwrap();
+    client.proc.write_stdin(b"x\n").unwrap();
+    // Seen ESTABLISHED first, so that its TIME_WAIT is a change (with the
+    // freed socket's counters), not a socket first seen in TIME_WAIT.
+    observer
+        .wait_for("the client ESTABLISHED", T, |e| {
+            reached(e, "ESTABLISHED", "client")
+        })
+        .unwrap();
+    client.proc.close_stdin();
+    let out = client.finish(T).unwrap();
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(out.stdout, b"x\n");
+    let tw = observer
+        .wait_for("the client's end freed into TIME_WAIT", T, |e| {
+            e.str("role") == "client" && e.str("state") == "TIME_WAIT" && !e["freed"].is_null()
+        })
+        .unwrap();
+    assert_eq!(tw["freed"]["bytes_received"], 3, "{tw}");
+    assert_eq!(tw["freed"]["bytes_acked"], 4, "{tw}");
+}
+
+/// `echo-client --reset`: the client's end sent the RST (its destroy
+/// notification has no remote address: tcp_disconnect ran), the
+/// server's end received it; neither is "closed faster than we sample".
+#[test]
+#[ignore = "needs root: destroy notifications (SKNLGRP_INET_TCP_DESTROY) need CAP_NET_ADMIN"]
+fn a_reset_is_named_on_both_ends() {
+    setup();
+    crate::needs_root("destroy notifications need CAP_NET_ADMIN");
+    let server = Server::start(&[]).unwrap();
+    let observer = Observer::watch(server.port(), &[]).unwrap();
+    let mut client = Client::start(server.addr, &["--reset"], Input::Pipe).unwrap();
+    client.connected().unwrap();
+    // Both ends seen before the reset.
+    for role in ["client", "server"] {
+        observer
+            .wait_for(role, T, |e| reached(e, "ESTABLISHED", role))
+            .unwrap();
+    }
+    client.proc.close_stdin();
+    let out = client.finish(T).unwrap();
+    assert!(out.status.success(), "{}", out.stderr);
+    for (role, how) in [("client", "reset_sent"), ("server", "reset_received")] {
+        observer
+            .wait_for(&format!("{role} {how}"), T, |e| {
+                e.str("event") == "gone" && e.str("role") == role && e.str("how") == how
+            })
+            .unwrap();
+    }
+}
