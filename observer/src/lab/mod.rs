@@ -147,18 +147,29 @@ const LAB_EHASH_ENTRIES: &str = "256";
 const CHILD_EHASH: &str = "/proc/sys/net/ipv4/tcp_child_ehash_entries";
 
 /// `ip netns add NAME`, with a TCP hash of its own (see
-/// [`LAB_EHASH_ENTRIES`]). The sysctl is read at creation and applies to
-/// every namespace made meanwhile, so it is set just around the `ip` call
-/// and put back; where it does not exist (before 6.1) the namespace
-/// shares the host's hash, as before, and works the same, only dearer.
+/// [`LAB_EHASH_ENTRIES`]).
+///
+/// The sysctl is read from the namespace that *creates* the new one, so
+/// it is set in a throwaway namespace (`unshare --net`) from which `ip`
+/// then creates the lab's: the host's own setting is never touched (two
+/// labs starting at once cannot leave it changed). Where the sysctl does
+/// not exist (before 6.1) the write fails quietly and the namespace shares
+/// the host's hash, as it would anyway: the lab works the same, dearer.
 fn add_netns(name: &str) -> Result<(), LabError> {
-    let before = fs::read_to_string(CHILD_EHASH).ok();
-    let set = before.is_some() && fs::write(CHILD_EHASH, LAB_EHASH_ENTRIES).is_ok();
-    let added = ip(&["netns", "add", name]);
-    if let (true, Some(before)) = (set, before) {
-        let _ = fs::write(CHILD_EHASH, before.trim());
+    let script =
+        format!("echo {LAB_EHASH_ENTRIES} > {CHILD_EHASH} 2>/dev/null; exec ip netns add \"$0\"");
+    let out = Command::new("unshare")
+        .args(["--net", "--", "sh", "-c", &script, name])
+        .output();
+    match out {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(LabError::Setup(format!(
+            "ip netns add {name}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+        // No unshare(1) (util-linux): the plain way.
+        Err(_) => ip(&["netns", "add", name]),
     }
-    added
 }
 
 /// SIGTERM every process inside the namespace, then SIGKILL the rest.
