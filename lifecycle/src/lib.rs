@@ -21,7 +21,6 @@
 //! - [`wait`]: wait for a condition with a deadline.
 
 pub mod bins;
-pub mod cli;
 pub mod echo;
 pub mod grade;
 pub mod interrupt;

@@ -45,7 +45,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = match lifecycle::cli::parse("lifecycle") {
+    let cli: Cli = match echo_lab_cli::parse("lifecycle") {
         Ok(cli) => cli,
         Err(code) => return code,
     };

@@ -17,7 +17,7 @@ use std::sync::Once;
 pub fn repo_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("tests/ is inside the repository")
+        .expect("lifecycle/ is inside the repository")
         .to_path_buf()
 }
 

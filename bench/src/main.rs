@@ -17,10 +17,11 @@
 //! programs are the same build and profile.
 
 mod client;
+mod fidelity;
 mod observer;
+mod relay;
 mod report;
 mod servers;
-mod wire;
 
 use std::net::TcpListener;
 use std::process::{Command, ExitCode, Stdio};
@@ -193,7 +194,7 @@ fn find_programs() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = match lifecycle::cli::parse("bench") {
+    let cli: Cli = match echo_lab_cli::parse("bench") {
         Ok(cli) => cli,
         Err(code) => return code,
     };
@@ -208,9 +209,9 @@ fn main() -> ExitCode {
     lifecycle::procfs::become_subreaper();
     lifecycle::spawn::reap_adopted_orphans();
     let result = match cli.command {
-        Some(Extra::Fidelity) => wire::bench_fidelity(),
-        Some(Extra::Relay) => wire::bench_relay(),
-        Some(Extra::RelayProbe { addr }) => wire::relay_probe(&addr),
+        Some(Extra::Fidelity) => fidelity::bench_fidelity(),
+        Some(Extra::Relay) => relay::bench_relay(),
+        Some(Extra::RelayProbe { addr }) => relay::relay_probe(&addr),
         None => compare(&cli),
     };
     match result {
