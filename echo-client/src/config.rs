@@ -39,7 +39,7 @@ pub struct Config {
     pub host: String,
 
     /// Server port.
-    #[arg(default_value_t = 6666, value_parser = between::<u16>(1, u16::MAX))]
+    #[arg(default_value_t = echo_lab_cli::LESSON_PORT, value_parser = between::<u16>(1, u16::MAX))]
     pub port: u16,
 
     /// lockstep: the seed's str_cli. poll: the select()/poll() version.

@@ -30,6 +30,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
+use echo_lab_cli::errno_name;
 use nix::errno::Errno;
 use socket2::Socket;
 
@@ -47,10 +48,6 @@ pub enum ClientError {
     ServerTerminated { detail: String },
     #[error("{op}: {} ({})", errno_name(*.errno), .errno.desc())]
     Io { op: &'static str, errno: Errno },
-}
-
-fn errno_name(errno: Errno) -> String {
-    format!("{errno:?}")
 }
 
 fn explain_connect(errno: Errno) -> String {

@@ -76,7 +76,7 @@ pub struct Config {
 
     /// Port to listen on; 0 lets the kernel pick a free one (printed on the
     /// first line).
-    #[arg(long, default_value_t = 6666, value_parser = at_least::<u16>(0))]
+    #[arg(long, default_value_t = echo_lab_cli::LESSON_PORT, value_parser = at_least::<u16>(0))]
     pub port: u16,
 
     /// fork: a child per client (close the listener in the child, the

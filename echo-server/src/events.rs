@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 
+pub use echo_lab_cli::errno_name;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
@@ -249,11 +250,6 @@ impl fmt::Display for Event {
             ),
         }
     }
-}
-
-/// `ECONNRESET`, not nix's Debug spelling or the long strerror text.
-pub fn errno_name(errno: Errno) -> String {
-    format!("{errno:?}")
 }
 
 /// Print one event line with a single write(2) to fd 1.

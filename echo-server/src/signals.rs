@@ -23,7 +23,7 @@
 //! no allocation, no locks, no println!. So the handler only stores each
 //! reaped (pid, status) in a fixed array of atomics; the main loop prints them.
 
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction};
@@ -31,9 +31,6 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
 use crate::config::Reap;
-
-/// The signal that asked us to stop (SIGINT or SIGTERM), 0 while running.
-static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 /// Reaped children, written by the SIGCHLD handler, read by the main loop:
 /// a single-producer single-consumer ring. The producer is the handler, which
@@ -86,10 +83,6 @@ extern "C" fn reap_with_one_wait(_: libc::c_int) {
     Errno::set_raw(saved);
 }
 
-extern "C" fn note_stop(signal: libc::c_int) {
-    STOP_SIGNAL.store(signal, Ordering::SeqCst);
-}
-
 /// Install the handlers for the chosen reaping strategy and for stopping.
 ///
 /// `reap = None` (thread mode) installs no SIGCHLD handler.
@@ -103,17 +96,9 @@ pub fn install(reap: Option<Reap>) -> nix::Result<()> {
     // SAFETY: installing SIG_IGN runs no code of ours in signal context.
     unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) }?;
 
-    // No SA_RESTART: blocking calls return EINTR and we restart them by hand.
-    let stop = SigAction::new(
-        SigHandler::Handler(note_stop),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    // SAFETY: note_stop only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        sigaction(Signal::SIGINT, &stop)?;
-        sigaction(Signal::SIGTERM, &stop)?;
-    }
+    // SIGINT/SIGTERM set the stop flag, without SA_RESTART: accept()
+    // returns EINTR and the serve loop sees the flag (echo_lab_cli::stop).
+    echo_lab_cli::stop::install()?;
 
     let handler = match reap {
         Some(Reap::Waitpid) => reap_with_waitpid,
@@ -154,12 +139,7 @@ pub fn reset_in_child() {
 }
 
 /// The signal that asked us to stop, if one has arrived.
-pub fn stop_requested() -> Option<Signal> {
-    match STOP_SIGNAL.load(Ordering::SeqCst) {
-        0 => None,
-        n => Signal::try_from(n).ok(),
-    }
-}
+pub use echo_lab_cli::stop::requested as stop_requested;
 
 /// Take what the SIGCHLD handler has collected since the last call.
 pub fn take_reaped() -> Vec<WaitStatus> {

@@ -31,11 +31,8 @@ pub fn blocked_in_task(pid: i32, tid: i32, nr: i64) -> bool {
     let Ok(text) = fs::read_to_string(format!("{base}/syscall")) else {
         return false;
     };
-    let stat = fs::read_to_string(format!("{base}/stat")).unwrap_or_default();
-    let state = stat
-        .rfind(')')
-        .and_then(|i| stat[i + 1..].split_whitespace().next());
-    state == Some("S") && text.split_whitespace().next() == Some(&nr.to_string())
+    let state = echo_lab_cli::proc_stat::read_task(pid, tid).map(|s| s.state);
+    state == Some('S') && text.split_whitespace().next() == Some(&nr.to_string())
 }
 
 /// The raw first line of `/proc/PID/syscall`, for evidence.
@@ -48,41 +45,22 @@ pub fn syscall_line(pid: i32) -> String {
 
 /// A process as one read of its `/proc/PID/stat` gives it: enough to walk
 /// a tree and count its zombies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stat {
-    pub pid: i32,
-    pub ppid: i32,
-    /// R running, S sleeping, T stopped, Z zombie, ...
-    pub state: char,
-}
+pub use echo_lab_cli::proc_stat::Stat;
 
 /// Every process's [`Stat`]: one read of `/proc/PID/stat` each.
 ///
-/// Only these three fields: asking for wchan and the system call of every
+/// Only that one read: asking for wchan and the system call of every
 /// process on the machine would cost three reads each, and a benchmark
 /// holding 1,000 server children has over 2,000 processes.
 fn stats() -> Vec<Stat> {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| {
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // The fields after comm start after its last ')' (proc(5)).
-            let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
-            let state = fields.next()?.chars().next()?;
-            let ppid = fields.next()?.parse().ok()?;
-            Some(Stat { pid, ppid, state })
-        })
-        .collect()
+    echo_lab_cli::proc_stat::all()
 }
 
-/// Every process whose parent is `ppid`.
+/// Every process whose parent is `ppid`, zombies included.
 pub fn children(ppid: i32) -> Vec<ProcInfo> {
-    stats()
+    echo_lab_cli::proc_stat::children(ppid)
         .into_iter()
-        .filter(|s| s.ppid == ppid)
-        .filter_map(|s| info(s.pid))
+        .filter_map(info)
         .collect()
 }
 
@@ -100,7 +78,7 @@ pub fn descendants(pid: i32) -> Vec<Stat> {
     while let Some(parent) = frontier.pop() {
         for s in all.iter().filter(|s| s.ppid == parent) {
             frontier.push(s.pid);
-            out.push(*s);
+            out.push(s.clone());
         }
     }
     out

@@ -37,36 +37,3 @@ pub mod snapshot;
 pub mod tcp_state;
 pub mod watch;
 pub mod wire;
-
-/// Stop flag set by SIGINT/SIGTERM.
-pub mod stop {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-
-    static STOP: AtomicBool = AtomicBool::new(false);
-
-    extern "C" fn note(_: libc::c_int) {
-        STOP.store(true, Ordering::SeqCst);
-    }
-
-    /// Install handlers without SA_RESTART, so a blocking poll() returns,
-    /// and unblock the signals in case our parent left them blocked (the
-    /// mask is inherited across exec).
-    pub fn install() {
-        let mut ours = SigSet::empty();
-        ours.add(Signal::SIGINT);
-        ours.add(Signal::SIGTERM);
-        let _ = ours.thread_unblock();
-        let action = SigAction::new(SigHandler::Handler(note), SaFlags::empty(), SigSet::empty());
-        // SAFETY: the handler only stores to an atomic (async-signal-safe).
-        unsafe {
-            let _ = sigaction(Signal::SIGINT, &action);
-            let _ = sigaction(Signal::SIGTERM, &action);
-        }
-    }
-
-    pub fn requested() -> bool {
-        STOP.load(Ordering::SeqCst)
-    }
-}

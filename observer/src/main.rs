@@ -4,10 +4,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use echo_lab_cli::stop;
 use echo_lab_cli::{at_least, between, duration, duration_between};
 use observer::diag::{DiagSocket, Query};
 use observer::render::Style;
-use observer::{explain, kernel_echo, lab, snapshot, stop, tcp_state, watch};
+use observer::{explain, kernel_echo, lab, snapshot, tcp_state, watch};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -176,7 +177,7 @@ struct KernelEchoArgs {
 struct Filter {
     /// Only sockets whose local or remote port is P (compiled to kernel
     /// bytecode: the kernel filters, we never see the rest).
-    #[arg(long, default_value_t = 6666, value_parser = between::<u16>(1, u16::MAX))]
+    #[arg(long, default_value_t = echo_lab_cli::LESSON_PORT, value_parser = between::<u16>(1, u16::MAX))]
     port: u16,
     /// Every TCP socket, whatever its port.
     #[arg(long, conflicts_with = "port")]
@@ -291,7 +292,8 @@ fn main() -> ExitCode {
     let style = Style::detect();
     let result = match cli.command.unwrap_or(Command::Watch(cli.watch)) {
         Command::Watch(args) => {
-            stop::install();
+            // Ctrl-C and SIGTERM end the watch cleanly (see echo_lab_cli::stop).
+            let _ = stop::install();
             let options = watch::Options {
                 query: args.filter.query(),
                 interval: args.interval,
@@ -301,7 +303,7 @@ fn main() -> ExitCode {
                 netns: args.filter.netns,
                 exact: args.exact,
             };
-            watch::run(&options, style, &stop::requested).map_err(|e| e.to_string())
+            watch::run(&options, style, &|| stop::requested().is_some()).map_err(|e| e.to_string())
         }
         Command::Snapshot(args) => run_snapshot(&args, style),
         Command::Explain(args) => {
@@ -345,7 +347,7 @@ fn run_lab(args: LabArgs, style: Style) -> ExitCode {
             Err(lab::exec(&lab::Names { prefix: name }, side, &command))
         }
         None => {
-            stop::install();
+            let _ = stop::install();
             let options = lab::Options {
                 name: args.name,
                 syn_linear_timeouts: args.syn_linear_timeouts,
@@ -356,7 +358,7 @@ fn run_lab(args: LabArgs, style: Style) -> ExitCode {
                 json: args.json,
                 duration: args.duration,
             };
-            lab::run(&options, style, &stop::requested)
+            lab::run(&options, style, &|| stop::requested().is_some())
         }
     };
     match result {

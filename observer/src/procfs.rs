@@ -14,6 +14,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 
+use echo_lab_cli::proc_stat;
+
 /// One holder of a socket.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Owner {
@@ -48,13 +50,7 @@ impl Owners {
 }
 
 /// All pids in /proc.
-pub fn all_pids() -> Vec<i32> {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
-}
+pub use echo_lab_cli::proc_stat::pids as all_pids;
 
 /// One process's fd directory, open, and the descriptor numbers in it.
 struct FdDir {
@@ -308,15 +304,9 @@ pub fn cmdline(pid: i32) -> String {
 
 /// Read a process from /proc; `None` if it no longer exists.
 pub fn process(pid: i32) -> Option<Process> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // comm is between parentheses and may hold spaces or ')': the fields
-    // after it start after the last ')' (proc(5)).
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat[open + 1..close].to_string();
-    let mut fields = stat[close + 1..].split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
+    let proc_stat::Stat {
+        comm, state, ppid, ..
+    } = proc_stat::read(pid)?;
     let wchan = fs::read_to_string(format!("/proc/{pid}/wchan"))
         .map(|w| if w == "0" { String::new() } else { w })
         .unwrap_or_default();
@@ -340,13 +330,7 @@ pub fn process(pid: i32) -> Option<Process> {
 /// (`starttime`, clock ticks after boot) against /proc/uptime. A zombie
 /// keeps it; its exit time is nowhere in /proc.
 pub fn started_ago(pid: i32) -> Option<std::time::Duration> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the last ')': state is field 3, so starttime is the 20th.
-    let ticks: f64 = stat[stat.rfind(')')? + 1..]
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()?;
+    let ticks = proc_stat::read(pid)?.starttime as f64;
     // SAFETY: sysconf reads a system constant and touches no memory of ours.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let uptime: f64 = fs::read_to_string("/proc/uptime")
@@ -465,31 +449,8 @@ fn descriptor_kind(pid: i32, fd: i32) -> String {
     }
 }
 
-/// The children of `pid`: `/proc/PID/task/*/children`, or a scan of /proc
-/// when the kernel lacks CONFIG_PROC_CHILDREN.
-pub fn children(pid: i32) -> Vec<i32> {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let mut supported = false;
-    for task in tasks.flatten() {
-        if let Ok(list) = fs::read_to_string(task.path().join("children")) {
-            supported = true;
-            out.extend(
-                list.split_whitespace()
-                    .filter_map(|p| p.parse::<i32>().ok()),
-            );
-        }
-    }
-    if !supported {
-        out = all_pids()
-            .into_iter()
-            .filter(|&p| process(p).is_some_and(|info| info.ppid == pid))
-            .collect();
-    }
-    out
-}
+/// The children of `pid`, zombies included (see [`proc_stat::children`]).
+pub use echo_lab_cli::proc_stat::children;
 
 /// What a sleeping process waits for, from the kernel function in wchan.
 pub fn wchan_meaning(wchan: &str) -> Option<&'static str> {

@@ -14,6 +14,7 @@ pub mod socket;
 pub use parse::{SockInfo, TcpInfoLite};
 pub use socket::{DiagSocket, EventSocket};
 
+use echo_lab_cli::errno_name;
 use nix::errno::Errno;
 
 /// The inodes of the sockets that have a file (0: TIME_WAIT, request
@@ -118,10 +119,6 @@ pub enum DiagError {
     Malformed(String),
     #[error("network namespace {name}: {reason}")]
     Netns { name: String, reason: String },
-}
-
-fn errno_name(errno: Errno) -> String {
-    format!("{errno:?}")
 }
 
 fn open_hint(errno: Errno) -> &'static str {
