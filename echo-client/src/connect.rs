@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use nix::errno::Errno;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::ClientError;
+use crate::error::ClientError;
 
 /// Resolve `host` (getaddrinfo) and try each address in turn until one
 /// connects, as UNP's tcp_connect does.

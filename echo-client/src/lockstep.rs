@@ -26,7 +26,8 @@ use nix::errno::Errno;
 use socket2::Socket;
 
 use crate::config::Config;
-use crate::{ClientError, reset_after_eof, write_stdout};
+use crate::error::{ClientError, reset_after_eof};
+use crate::output::write_stdout;
 
 /// UNP's MAXLINE.
 pub const MAXLINE: usize = 4096;

@@ -22,8 +22,10 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use socket2::Socket;
 
+use crate::close::arm_reset;
 use crate::config::Config;
-use crate::{ClientError, arm_reset, say, write_stdout};
+use crate::error::ClientError;
+use crate::output::{say, write_stdout};
 
 const BUF_SIZE: usize = 64 * 1024;
 

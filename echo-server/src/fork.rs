@@ -25,7 +25,8 @@ use socket2::Socket;
 use crate::accept::{Accepted, Acceptor};
 use crate::config::Config;
 use crate::events::{self, ChildStatus, Event, Handler};
-use crate::{Summary, echo, signals};
+use crate::server::Summary;
+use crate::{close, echo, signals};
 
 /// Serve until SIGINT/SIGTERM; then end and reap every child.
 ///
@@ -111,7 +112,7 @@ fn serve_in_child(
     drop(listener);
     let pid = getpid().as_raw();
     let end = echo::str_echo(&conn, config.limits(), buf);
-    crate::finish(conn, peer, pid, end, config, signals::sleep);
+    close::finish(conn, peer, pid, end, config, signals::sleep);
     // _exit, not exit: nothing of the parent's (atexit handlers, stdio
     // buffers) should run twice. Our event lines are unbuffered anyway.
     // SAFETY: _exit ends the process at once; nothing is left to clean up.

@@ -17,7 +17,8 @@ use socket2::Socket;
 use crate::accept::{Accepted, Acceptor};
 use crate::config::Config;
 use crate::events::{self, Event, Handler};
-use crate::{Summary, echo, signals};
+use crate::server::Summary;
+use crate::{close, echo, signals};
 
 /// What the main thread shares with the connection threads.
 #[derive(Default)]
@@ -97,7 +98,7 @@ pub fn serve(listener: Socket, config: &Config) -> Summary {
                 // in finish() closes the socket (a shutdown in progress may
                 // hold a second reference for an instant).
                 lock(&shared_for_thread.open).remove(&id);
-                crate::finish(conn, peer, pid, end, &config, |d| shared_for_thread.hold(d));
+                close::finish(conn, peer, pid, end, &config, |d| shared_for_thread.hold(d));
             });
         signals::block_caught(false);
         match spawned {
