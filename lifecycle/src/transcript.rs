@@ -1038,7 +1038,7 @@ mod tests {
     /// room for the widest value of a field: explain::ROOM.)
     #[test]
     fn lesson_03_inode_lines_hold_for_any_width() {
-        use observer::{explain, wire};
+        use observer::{explain, layout};
         let lesson_md = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../tutorial/03-asking-for-sockets.md"),
         )
@@ -1054,7 +1054,7 @@ mod tests {
         for (uid, inode) in [(0u32, 123u32), (1000, 550_493), (65534, 123_456_789)] {
             // struct inet_diag_msg (linux/inet_diag.h), a LISTEN socket.
             let mut msg = [0u8; 72];
-            msg[0] = wire::AF_INET; // idiag_family
+            msg[0] = layout::AF_INET; // idiag_family
             msg[1] = 10; // idiag_state = TCP_LISTEN
             msg[4..6].copy_from_slice(&6666u16.to_be_bytes()); // idiag_sport
             msg[8..12].copy_from_slice(&[127, 0, 0, 1]); // idiag_src
@@ -1062,13 +1062,13 @@ mod tests {
             msg[64..68].copy_from_slice(&uid.to_ne_bytes()); // idiag_uid
             msg[68..72].copy_from_slice(&inode.to_ne_bytes()); // idiag_inode
             let ctx = explain::Ctx {
-                family: wire::AF_INET,
+                family: layout::AF_INET,
                 request: false,
                 ack: false,
             };
             let section = explain::Section {
                 title: "4.1 Answer 1".to_string(),
-                rows: explain::annotate(&wire::inet_diag_msg::LAYOUT, &msg, 16, ctx),
+                rows: explain::annotate(&layout::inet_diag_msg::LAYOUT, &msg, 16, ctx),
                 notes: vec![],
             };
             let text = lines(&explain::render_text(&[section]));

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::diag::parse;
 use crate::diag::{DiagError, DiagSocket};
 use crate::explain::{self, Ctx, Section};
-use crate::wire;
+use crate::layout;
 
 /// The greeting of the classic NETLINK_TEST example.
 pub const GREETING: &str = "Hello you!";
@@ -48,19 +48,19 @@ impl Echo {
 /// is a header (16), the error (4) and our whole message (16 + the text +
 /// its NUL), and it must fit the buffer we receive into
 /// ([`crate::diag::socket::RECV_BUFFER`]).
-pub const MAX_TEXT: usize = crate::diag::socket::RECV_BUFFER - 2 * wire::NLMSG_HDRLEN - 4 - 1;
+pub const MAX_TEXT: usize = crate::diag::socket::RECV_BUFFER - 2 * layout::NLMSG_HDRLEN - 4 - 1;
 
 /// Build the message: a header, then the student's bytes (NUL-terminated,
 /// as the seed's strcpy() left them).
 pub fn message(text: &str, seq: u32) -> Vec<u8> {
     let mut payload = text.as_bytes().to_vec();
     payload.push(0);
-    let len = wire::NLMSG_HDRLEN + payload.len();
-    let mut buf = vec![0u8; wire::NLMSG_HDRLEN];
-    wire::nlmsghdr::LEN.put(&mut buf, len as u64);
-    wire::nlmsghdr::TYPE.put(&mut buf, UNKNOWN_TYPE.into());
-    wire::nlmsghdr::FLAGS.put(&mut buf, (wire::NLM_F_REQUEST | wire::NLM_F_ACK).into());
-    wire::nlmsghdr::SEQ.put(&mut buf, seq.into());
+    let len = layout::NLMSG_HDRLEN + payload.len();
+    let mut buf = vec![0u8; layout::NLMSG_HDRLEN];
+    layout::nlmsghdr::LEN.put(&mut buf, len as u64);
+    layout::nlmsghdr::TYPE.put(&mut buf, UNKNOWN_TYPE.into());
+    layout::nlmsghdr::FLAGS.put(&mut buf, (layout::NLM_F_REQUEST | layout::NLM_F_ACK).into());
+    layout::nlmsghdr::SEQ.put(&mut buf, seq.into());
     buf.extend_from_slice(&payload);
     buf
 }
@@ -77,19 +77,19 @@ pub fn round_trip(text: &str, cap_ack: bool) -> Result<Echo, DiagError> {
     let messages = parse::messages(&answer)?;
     let error = messages
         .iter()
-        .find(|m| m.msg_type == wire::NLMSG_ERROR)
+        .find(|m| m.msg_type == layout::NLMSG_ERROR)
         .ok_or_else(|| DiagError::Malformed("no NLMSG_ERROR in the answer".to_string()))?;
     let errno = parse::error_code(error);
-    let rest = &error.payload[wire::nlmsgerr::LAYOUT.size..];
-    let copy_len = if rest.len() >= wire::NLMSG_HDRLEN {
-        (wire::nlmsghdr::LEN.u32(rest) as usize).min(rest.len())
+    let rest = &error.payload[layout::nlmsgerr::LAYOUT.size..];
+    let copy_len = if rest.len() >= layout::NLMSG_HDRLEN {
+        (layout::nlmsghdr::LEN.u32(rest) as usize).min(rest.len())
     } else {
         0
     };
     Ok(Echo {
         sent,
         copy: rest[..copy_len].to_vec(),
-        capped: error.flags & wire::NLM_F_CAPPED != 0,
+        capped: error.flags & layout::NLM_F_CAPPED != 0,
         answer,
         errno,
         rtt,
@@ -101,14 +101,14 @@ pub fn explain(text: &str) -> Result<(Vec<Section>, Echo, Echo), DiagError> {
     let full = round_trip(text, false)?;
     let capped = round_trip(text, true)?;
     let ctx = Ctx {
-        family: wire::AF_INET,
+        family: layout::AF_INET,
         request: true,
         ack: false,
     };
-    let mut sent_rows = explain::annotate(&wire::nlmsghdr::LAYOUT, &full.sent, 0, ctx);
+    let mut sent_rows = explain::annotate(&layout::nlmsghdr::LAYOUT, &full.sent, 0, ctx);
     sent_rows.push(explain::payload_row(
-        &full.sent[wire::NLMSG_HDRLEN..],
-        wire::NLMSG_HDRLEN,
+        &full.sent[layout::NLMSG_HDRLEN..],
+        layout::NLMSG_HDRLEN,
     ));
     let answer_rows = |echo: &Echo| -> Result<Vec<explain::Row>, DiagError> {
         Ok(parse::messages(&echo.answer)?
@@ -148,7 +148,7 @@ pub fn explain(text: &str) -> Result<(Vec<Section>, Echo, Echo), DiagError> {
             notes: vec![format!(
                 "NLM_F_CAPPED is {}: only our {}-byte header came back, not the payload.",
                 if capped.capped { "set" } else { "not set" },
-                capped.copy.len().min(wire::NLMSG_HDRLEN)
+                capped.copy.len().min(layout::NLMSG_HDRLEN)
             )],
         },
         Section {
@@ -196,6 +196,6 @@ mod tests {
         assert!(!echo.capped);
         let capped = round_trip(text, true).unwrap();
         assert!(capped.capped);
-        assert_eq!(capped.copy, capped.sent[..wire::NLMSG_HDRLEN]);
+        assert_eq!(capped.copy, capped.sent[..layout::NLMSG_HDRLEN]);
     }
 }

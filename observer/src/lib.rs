@@ -8,7 +8,7 @@
 //! # Layout (read in this order)
 //! - [`tcp_state`]: the states, numbered and named as the kernel does, and
 //!   what the state machine says about states passed unseen.
-//! - [`wire`]: the byte layouts of every structure exchanged, as tables.
+//! - [`layout`]: the byte layouts of every structure exchanged, as tables.
 //! - [`diag`]: the request, its filter bytecode, the dump loop, the answer,
 //!   the destroy notifications.
 //! - [`procfs`]: socket owners and process state from /proc.
@@ -29,6 +29,7 @@ pub mod exact;
 pub mod explain;
 pub mod kernel_echo;
 pub mod lab;
+pub mod layout;
 pub mod netns;
 pub mod procfs;
 pub mod render;
@@ -36,4 +37,3 @@ pub mod roles;
 pub mod snapshot;
 pub mod tcp_state;
 pub mod watch;
-pub mod wire;

@@ -102,7 +102,7 @@ pub fn json_row(row: &Row) -> Value {
         "state": info.state.name(),
         "local": info.local.to_string(),
         "remote": info.remote.to_string(),
-        "family": if info.family == crate::wire::AF_INET6 { 6 } else { 4 },
+        "family": if info.family == crate::layout::AF_INET6 { 6 } else { 4 },
         "role": row.role.name(),
         "recv_q": info.recv_q,
         "send_q": info.send_q,

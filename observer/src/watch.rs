@@ -1719,7 +1719,7 @@ mod tests {
 
     fn sock(local: &str, remote: &str, state: TcpState, cookie: u64) -> SockInfo {
         SockInfo {
-            family: crate::wire::AF_INET,
+            family: crate::layout::AF_INET,
             state,
             local: local.parse().unwrap(),
             remote: remote.parse().unwrap(),

@@ -322,7 +322,7 @@ pub fn slow_wire(story: &mut Story) -> Result<(), Failure> {
 /// each (net.ipv4.tcp_syn_linear_timeouts = 4); the lab sets it to 0 in
 /// its namespaces to show the textbook doubling (UNP, RFC 6298 5.5).
 pub fn lost_syn(story: &mut Story) -> Result<(), Failure> {
-    let seed = observer::lab::wire::LOST_SYN_SEED.to_string();
+    let seed = observer::lab::delay::LOST_SYN_SEED.to_string();
     let lab_args = [
         "--delay",
         "100ms",

@@ -12,7 +12,7 @@
 //! `ss` compiles its filter language (`sport = :6666 or dport = :6666`) to
 //! the same ops; here we only need "local or remote port is P".
 
-use crate::wire::inet_diag_bc_op as op;
+use crate::layout::inet_diag_bc_op as op;
 
 /// Op codes (`enum { INET_DIAG_BC_NOP, ... }`, inet_diag.h).
 pub const INET_DIAG_BC_NOP: u8 = 0;

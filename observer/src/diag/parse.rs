@@ -12,8 +12,8 @@ use std::net::{IpAddr, SocketAddr};
 use netlink_packet_core::{NlaBuffer, NlasIterator, Parseable};
 use netlink_packet_sock_diag::inet::nlas::Nla;
 
+use crate::layout::{self, inet_diag_msg as msg, nlmsghdr};
 use crate::tcp_state::TcpState;
-use crate::wire::{self, inet_diag_msg as msg, nlmsghdr};
 
 /// The attribute that carries `struct tcp_info`.
 const INET_DIAG_INFO: u16 = 2;
@@ -39,11 +39,11 @@ pub struct Message<'a> {
 pub fn messages(datagram: &[u8]) -> Result<Vec<Message<'_>>, DiagError> {
     let mut out = Vec::new();
     let mut offset = 0;
-    while datagram.len() - offset >= wire::NLMSG_HDRLEN {
+    while datagram.len() - offset >= layout::NLMSG_HDRLEN {
         let rest = &datagram[offset..];
         let len = nlmsghdr::LEN.u32(rest) as usize;
         // NLMSG_OK: the length covers at least a header and fits.
-        if len < wire::NLMSG_HDRLEN || len > rest.len() {
+        if len < layout::NLMSG_HDRLEN || len > rest.len() {
             return Err(DiagError::Malformed(format!(
                 "message at offset {offset} claims {len} bytes, {} remain",
                 rest.len()
@@ -56,10 +56,10 @@ pub fn messages(datagram: &[u8]) -> Result<Vec<Message<'_>>, DiagError> {
             seq: nlmsghdr::SEQ.u32(rest),
             pid: nlmsghdr::PID.u32(rest),
             bytes: &rest[..len],
-            payload: &rest[wire::NLMSG_HDRLEN..len],
+            payload: &rest[layout::NLMSG_HDRLEN..len],
         });
         // NLMSG_NEXT: skip to the next 4-byte boundary.
-        offset += wire::align(len);
+        offset += layout::align(len);
     }
     Ok(out)
 }
@@ -69,7 +69,7 @@ pub fn error_code(message: &Message<'_>) -> i32 {
     if message.payload.len() < 4 {
         return 0;
     }
-    -wire::nlmsgerr::ERROR.i32(message.payload)
+    -layout::nlmsgerr::ERROR.i32(message.payload)
 }
 
 /// One socket, as inet_diag describes it.
@@ -121,7 +121,7 @@ impl SockInfo {
         let raw_state = msg::STATE.u8(payload);
         let state = TcpState::from_kernel(raw_state)
             .ok_or_else(|| DiagError::Malformed(format!("unknown TCP state {raw_state}")))?;
-        let addr = |field: wire::Field, port: wire::Field| -> SocketAddr {
+        let addr = |field: layout::Field, port: layout::Field| -> SocketAddr {
             let ip: IpAddr = field.addr(payload, family);
             SocketAddr::new(ip, port.be16(payload))
         };
@@ -221,20 +221,20 @@ pub(crate) mod tests {
         let mut datagram = Vec::new();
         let mut header = [0u8; 16];
         nlmsghdr::LEN.put(&mut header, 16 + 72);
-        nlmsghdr::TYPE.put(&mut header, wire::SOCK_DIAG_BY_FAMILY.into());
-        nlmsghdr::FLAGS.put(&mut header, wire::NLM_F_MULTI.into());
+        nlmsghdr::TYPE.put(&mut header, layout::SOCK_DIAG_BY_FAMILY.into());
+        nlmsghdr::FLAGS.put(&mut header, layout::NLM_F_MULTI.into());
         datagram.extend_from_slice(&header);
         datagram.extend_from_slice(&TIME_WAIT_MSG);
         let mut done = [0u8; 20];
         nlmsghdr::LEN.put(&mut done, 20);
-        nlmsghdr::TYPE.put(&mut done, wire::NLMSG_DONE.into());
+        nlmsghdr::TYPE.put(&mut done, layout::NLMSG_DONE.into());
         datagram.extend_from_slice(&done);
 
         let messages = messages(&datagram).unwrap();
         assert_eq!(messages.len(), 2);
-        assert_eq!(messages[0].msg_type, wire::SOCK_DIAG_BY_FAMILY);
+        assert_eq!(messages[0].msg_type, layout::SOCK_DIAG_BY_FAMILY);
         assert_eq!(messages[1].offset, 88);
-        assert_eq!(messages[1].msg_type, wire::NLMSG_DONE);
+        assert_eq!(messages[1].msg_type, layout::NLMSG_DONE);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use netlink_packet_core::Emitable;
 use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable};
 use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
 
-use crate::wire::{self, inet_diag_req, nlattr};
+use crate::layout::{self, inet_diag_req, nlattr};
 
 /// The v2 request plus an optional filter program.
 #[derive(Debug, Clone)]
@@ -29,7 +29,7 @@ impl DiagRequest {
     /// extensions in `ext` (e.g. INET_DIAG_INFO for tcp_info) and an
     /// optional filter program.
     pub fn dump(family: u8, mask: u32, ext: u8, bytecode: Vec<u8>) -> DiagRequest {
-        let socket_id = if family == wire::AF_INET6 {
+        let socket_id = if family == layout::AF_INET6 {
             SocketId::new_v6()
         } else {
             SocketId::new_v4()
@@ -37,7 +37,7 @@ impl DiagRequest {
         DiagRequest {
             inner: InetRequest {
                 family,
-                protocol: wire::IPPROTO_TCP,
+                protocol: layout::IPPROTO_TCP,
                 extensions: ExtensionFlags::from_bits_retain(ext),
                 states: StateFlags::from_bits_retain(mask),
                 socket_id,
@@ -50,14 +50,14 @@ impl DiagRequest {
         if self.bytecode.is_empty() {
             0
         } else {
-            wire::align(nlattr::LAYOUT.size + self.bytecode.len())
+            layout::align(nlattr::LAYOUT.size + self.bytecode.len())
         }
     }
 
     /// The whole netlink message, header included, ready for send().
     pub fn to_bytes(&self, seq: u32) -> Vec<u8> {
         let mut header = NetlinkHeader::default();
-        header.flags = wire::NLM_F_REQUEST | wire::NLM_F_DUMP;
+        header.flags = layout::NLM_F_REQUEST | layout::NLM_F_DUMP;
         header.sequence_number = seq;
         let mut message = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(self.clone()));
         // finalize() fills in nlmsg_len and nlmsg_type from the payload;
@@ -71,7 +71,7 @@ impl DiagRequest {
 
 impl NetlinkSerializable for DiagRequest {
     fn message_type(&self) -> u16 {
-        wire::SOCK_DIAG_BY_FAMILY
+        layout::SOCK_DIAG_BY_FAMILY
     }
 
     fn buffer_len(&self) -> usize {
@@ -86,7 +86,7 @@ impl NetlinkSerializable for DiagRequest {
         }
         let attr = &mut buffer[req_len..];
         nlattr::LEN.put(attr, (nlattr::LAYOUT.size + self.bytecode.len()) as u64);
-        nlattr::TYPE.put(attr, wire::INET_DIAG_REQ_BYTECODE.into());
+        nlattr::TYPE.put(attr, layout::INET_DIAG_REQ_BYTECODE.into());
         attr[nlattr::LAYOUT.size..nlattr::LAYOUT.size + self.bytecode.len()]
             .copy_from_slice(&self.bytecode);
     }
@@ -107,21 +107,21 @@ pub fn legacy_dump(family: u8, mask: u32, seq: u32, bytecode: &[u8]) -> Vec<u8> 
     let attr_len = if bytecode.is_empty() {
         0
     } else {
-        wire::align(nlattr::LAYOUT.size + bytecode.len())
+        layout::align(nlattr::LAYOUT.size + bytecode.len())
     };
-    let total = wire::NLMSG_HDRLEN + body_len + attr_len;
+    let total = layout::NLMSG_HDRLEN + body_len + attr_len;
     let mut buf = vec![0u8; total];
-    let (header, rest) = buf.split_at_mut(wire::NLMSG_HDRLEN);
+    let (header, rest) = buf.split_at_mut(layout::NLMSG_HDRLEN);
     let (body, attr) = rest.split_at_mut(body_len);
-    wire::nlmsghdr::LEN.put(header, total as u64);
+    layout::nlmsghdr::LEN.put(header, total as u64);
     if !bytecode.is_empty() {
         nlattr::LEN.put(attr, (nlattr::LAYOUT.size + bytecode.len()) as u64);
-        nlattr::TYPE.put(attr, wire::INET_DIAG_REQ_BYTECODE.into());
+        nlattr::TYPE.put(attr, layout::INET_DIAG_REQ_BYTECODE.into());
         attr[nlattr::LAYOUT.size..nlattr::LAYOUT.size + bytecode.len()].copy_from_slice(bytecode);
     }
-    wire::nlmsghdr::TYPE.put(header, wire::TCPDIAG_GETSOCK.into());
-    wire::nlmsghdr::FLAGS.put(header, (wire::NLM_F_REQUEST | wire::NLM_F_ROOT).into());
-    wire::nlmsghdr::SEQ.put(header, seq.into());
+    layout::nlmsghdr::TYPE.put(header, layout::TCPDIAG_GETSOCK.into());
+    layout::nlmsghdr::FLAGS.put(header, (layout::NLM_F_REQUEST | layout::NLM_F_ROOT).into());
+    layout::nlmsghdr::SEQ.put(header, seq.into());
     inet_diag_req::FAMILY.put(body, family.into());
     inet_diag_req::STATES.put(body, mask.into());
     buf
@@ -133,13 +133,13 @@ pub const SEED_STATE_MASK: u32 = (1 << (11 + 1)) - 1;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{inet_diag_req_v2 as v2, nlmsghdr};
+    use crate::layout::{inet_diag_req_v2 as v2, nlmsghdr};
 
     /// The v2 dump request for IPv4 with the port filter, byte by byte.
     #[test]
     fn v2_request_with_bytecode_serializes_as_documented() {
         let req = DiagRequest::dump(
-            wire::AF_INET,
+            layout::AF_INET,
             0xfff,
             0,
             super::super::bytecode::port_filter(6666),
@@ -175,7 +175,7 @@ mod tests {
         // And the tables read back what was written.
         assert_eq!(nlmsghdr::LEN.u32(&bytes), 96);
         let body = &bytes[16..];
-        assert_eq!(v2::FAMILY.u8(body), wire::AF_INET);
+        assert_eq!(v2::FAMILY.u8(body), layout::AF_INET);
         assert_eq!(v2::STATES.u32(body), 0xfff);
     }
 
@@ -183,9 +183,9 @@ mod tests {
     #[test]
     fn the_seed_mask_is_0xfff() {
         assert_eq!(SEED_STATE_MASK, 0xfff);
-        let legacy = legacy_dump(wire::AF_INET, SEED_STATE_MASK, 1, &[]);
+        let legacy = legacy_dump(layout::AF_INET, SEED_STATE_MASK, 1, &[]);
         assert_eq!(legacy.len(), 76);
-        assert_eq!(nlmsghdr::TYPE.u16(&legacy), wire::TCPDIAG_GETSOCK);
+        assert_eq!(nlmsghdr::TYPE.u16(&legacy), layout::TCPDIAG_GETSOCK);
         assert_eq!(nlmsghdr::FLAGS.u16(&legacy), 0x101);
         assert_eq!(inet_diag_req::STATES.u32(&legacy[16..]), 0xfff);
     }

@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use super::parse::{self, Message, SockInfo};
 use super::request::DiagRequest;
 use super::{DiagError, Query, bytecode};
-use crate::wire;
+use crate::layout;
 
 /// Large enough for any dump datagram: the kernel sizes them to the
 /// largest recvmsg() buffer it has seen, capped near 32 KiB
@@ -88,7 +88,10 @@ impl DiagSocket {
     pub fn dump(&mut self, query: &Query) -> Result<Vec<SockInfo>, DiagError> {
         let program = query.port.map(bytecode::port_filter).unwrap_or_default();
         let mut sockets = Vec::new();
-        for (wanted, family) in [(query.ipv4, wire::AF_INET), (query.ipv6, wire::AF_INET6)] {
+        for (wanted, family) in [
+            (query.ipv4, layout::AF_INET),
+            (query.ipv6, layout::AF_INET6),
+        ] {
             if !wanted {
                 continue;
             }
@@ -98,7 +101,7 @@ impl DiagSocket {
             self.exchange(
                 &request.to_bytes(seq),
                 |message| {
-                    if message.msg_type == wire::SOCK_DIAG_BY_FAMILY {
+                    if message.msg_type == layout::SOCK_DIAG_BY_FAMILY {
                         sockets.push(SockInfo::parse(message.payload)?);
                     }
                     Ok(())
@@ -149,8 +152,8 @@ impl DiagSocket {
         mut on_message: impl FnMut(&Message<'_>) -> Result<(), DiagError>,
         mut on_datagram: impl FnMut(&[u8]),
     ) -> Result<Exchange, DiagError> {
-        let seq = wire::nlmsghdr::SEQ.u32(request);
-        let is_dump = wire::nlmsghdr::FLAGS.u16(request) & wire::NLM_F_ROOT != 0;
+        let seq = layout::nlmsghdr::SEQ.u32(request);
+        let is_dump = layout::nlmsghdr::FLAGS.u16(request) & layout::NLM_F_ROOT != 0;
         let mut exchange = Exchange::default();
         loop {
             let size = self.buf.len();
@@ -177,11 +180,11 @@ impl DiagSocket {
                     continue; // left over from an earlier, abandoned request
                 }
                 exchange.messages += 1;
-                exchange.interrupted |= message.flags & wire::NLM_F_DUMP_INTR != 0;
+                exchange.interrupted |= message.flags & layout::NLM_F_DUMP_INTR != 0;
                 on_message(&message)?;
                 match message.msg_type {
-                    wire::NLMSG_DONE => return Ok(exchange),
-                    wire::NLMSG_ERROR => {
+                    layout::NLMSG_DONE => return Ok(exchange),
+                    layout::NLMSG_ERROR => {
                         let code = parse::error_code(&message);
                         if code != 0 {
                             return Err(DiagError::Refused(Errno::from_raw(code)));
@@ -202,14 +205,14 @@ impl DiagSocket {
     pub fn dump_legacy(&mut self, query: &Query) -> Result<Vec<SockInfo>, DiagError> {
         let program = query.port.map(bytecode::port_filter).unwrap_or_default();
         let seq = self.next_seq();
-        let request = super::request::legacy_dump(wire::AF_INET, query.states, seq, &program);
+        let request = super::request::legacy_dump(layout::AF_INET, query.states, seq, &program);
         let mut sockets = Vec::new();
         self.exchange(
             &request,
             |message| {
-                if message.msg_type == wire::TCPDIAG_GETSOCK {
+                if message.msg_type == layout::TCPDIAG_GETSOCK {
                     let info = SockInfo::parse(message.payload)?;
-                    let family_wanted = if info.family == wire::AF_INET6 {
+                    let family_wanted = if info.family == layout::AF_INET6 {
                         query.ipv6
                     } else {
                         query.ipv4
@@ -318,10 +321,10 @@ impl EventSocket {
             };
             socket.bind_auto().map_err(io("bind"))?;
             socket
-                .add_membership(wire::SKNLGRP_INET_TCP_DESTROY)
+                .add_membership(layout::SKNLGRP_INET_TCP_DESTROY)
                 .map_err(io("join group"))?;
             socket
-                .add_membership(wire::SKNLGRP_INET6_TCP_DESTROY)
+                .add_membership(layout::SKNLGRP_INET6_TCP_DESTROY)
                 .map_err(io("join group"))?;
             socket.set_non_blocking(true).map_err(io("fcntl"))?;
             // A larger queue: a burst of closes must not overflow it.
@@ -362,7 +365,7 @@ impl EventSocket {
                 continue;
             };
             for message in messages {
-                if message.msg_type == wire::SOCK_DIAG_BY_FAMILY {
+                if message.msg_type == layout::SOCK_DIAG_BY_FAMILY {
                     if let Ok(info) = SockInfo::parse(message.payload) {
                         events.destroyed.push(info);
                     }
@@ -447,7 +450,7 @@ mod tests {
         let mut bad = bytecode::port_filter(6666);
         bad[1] = 2; // a `yes` jump that is not a multiple of 4
         let seq = socket.next_seq();
-        let request = DiagRequest::dump(wire::AF_INET, Query::ALL_STATES, 0, bad).to_bytes(seq);
+        let request = DiagRequest::dump(layout::AF_INET, Query::ALL_STATES, 0, bad).to_bytes(seq);
         let err = socket.exchange(&request, |_| Ok(()), |_| {}).unwrap_err();
         assert!(matches!(err, DiagError::Refused(Errno::EINVAL)), "{err}");
     }

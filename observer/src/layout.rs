@@ -172,37 +172,14 @@ pub const AF_INET6: u8 = libc::AF_INET6 as u8;
 pub const IPPROTO_TCP: u8 = libc::IPPROTO_TCP as u8;
 
 /// `struct nlmsghdr` (netlink.h): the 16-byte header of every netlink message.
+#[rustfmt::skip]
 pub mod nlmsghdr {
     use super::{Field, Kind, Layout};
-    pub const LEN: Field = Field::new(
-        "nlmsg_len",
-        0,
-        4,
-        Kind::Len,
-        "length of the message, header included",
-    );
-    pub const TYPE: Field = Field::new("nlmsg_type", 4, 2, Kind::MsgType, "what the message is");
-    pub const FLAGS: Field = Field::new(
-        "nlmsg_flags",
-        6,
-        2,
-        Kind::NlFlags,
-        "request, dump, multipart...",
-    );
-    pub const SEQ: Field = Field::new(
-        "nlmsg_seq",
-        8,
-        4,
-        Kind::Int,
-        "sequence number, echoed back by the kernel",
-    );
-    pub const PID: Field = Field::new(
-        "nlmsg_pid",
-        12,
-        4,
-        Kind::Varies,
-        "port id: in a request ours (0: the kernel fills it in), in an answer the receiver's",
-    );
+    pub const LEN:   Field = Field::new("nlmsg_len",    0, 4, Kind::Len,     "length of the message, header included");
+    pub const TYPE:  Field = Field::new("nlmsg_type",   4, 2, Kind::MsgType, "what the message is");
+    pub const FLAGS: Field = Field::new("nlmsg_flags",  6, 2, Kind::NlFlags, "request, dump, multipart...");
+    pub const SEQ:   Field = Field::new("nlmsg_seq",    8, 4, Kind::Int,     "sequence number, echoed back by the kernel");
+    pub const PID:   Field = Field::new("nlmsg_pid",   12, 4, Kind::Varies,  "port id: in a request ours (0: the kernel fills it in), in an answer the receiver's");
     pub const LAYOUT: Layout = Layout {
         name: "struct nlmsghdr",
         size: 16,
@@ -211,50 +188,21 @@ pub mod nlmsghdr {
 }
 
 /// `struct inet_diag_req_v2` (inet_diag.h): the dump request, 56 bytes.
+#[rustfmt::skip]
 pub mod inet_diag_req_v2 {
     use super::{Field, Kind, Layout};
-    pub const FAMILY: Field = Field::new(
-        "sdiag_family",
-        0,
-        1,
-        Kind::Family,
-        "which sockets: AF_INET or AF_INET6",
-    );
+    pub const FAMILY: Field = Field::new("sdiag_family",     0,  1, Kind::Family,     "which sockets: AF_INET or AF_INET6");
     pub const PROTOCOL: Field =
         Field::new("sdiag_protocol", 1, 1, Kind::Protocol, "which transport");
-    pub const EXT: Field = Field::new(
-        "idiag_ext",
-        2,
-        1,
-        Kind::Extensions,
-        "attributes to add to each answer",
-    );
-    pub const PAD: Field = Field::new("pad", 3, 1, Kind::Pad, "padding");
-    pub const STATES: Field = Field::new(
-        "idiag_states",
-        4,
-        4,
-        Kind::StateMask,
-        "which TCP states, 1 << state",
-    );
-    pub const SPORT: Field = Field::new(
-        "id.idiag_sport",
-        8,
-        2,
-        Kind::Port,
-        "source port (0: any, in a dump)",
-    );
-    pub const DPORT: Field = Field::new("id.idiag_dport", 10, 2, Kind::Port, "destination port");
-    pub const SRC: Field = Field::new("id.idiag_src", 12, 16, Kind::Addr, "source address");
-    pub const DST: Field = Field::new("id.idiag_dst", 28, 16, Kind::Addr, "destination address");
-    pub const IF: Field = Field::new("id.idiag_if", 44, 4, Kind::Int, "interface index");
-    pub const COOKIE: Field = Field::new(
-        "id.idiag_cookie",
-        48,
-        8,
-        Kind::Cookie,
-        "socket cookie (ignored in a dump)",
-    );
+    pub const EXT:    Field = Field::new("idiag_ext",        2,  1, Kind::Extensions, "attributes to add to each answer");
+    pub const PAD:    Field = Field::new("pad",              3,  1, Kind::Pad,        "padding");
+    pub const STATES: Field = Field::new("idiag_states",     4,  4, Kind::StateMask,  "which TCP states, 1 << state");
+    pub const SPORT:  Field = Field::new("id.idiag_sport",   8,  2, Kind::Port,       "source port (0: any, in a dump)");
+    pub const DPORT:  Field = Field::new("id.idiag_dport",  10,  2, Kind::Port,       "destination port");
+    pub const SRC:    Field = Field::new("id.idiag_src",    12, 16, Kind::Addr,       "source address");
+    pub const DST:    Field = Field::new("id.idiag_dst",    28, 16, Kind::Addr,       "destination address");
+    pub const IF:     Field = Field::new("id.idiag_if",     44,  4, Kind::Int,        "interface index");
+    pub const COOKIE: Field = Field::new("id.idiag_cookie", 48,  8, Kind::Cookie,     "socket cookie (ignored in a dump)");
     pub const LAYOUT: Layout = Layout {
         name: "struct inet_diag_req_v2",
         size: 56,
@@ -267,44 +215,21 @@ pub mod inet_diag_req_v2 {
 /// `struct inet_diag_req` (inet_diag.h): the old request of the seed's
 /// era (message type TCPDIAG_GETSOCK), 60 bytes. No protocol field: the
 /// message type says TCP.
+#[rustfmt::skip]
 pub mod inet_diag_req {
     use super::{Field, Kind, Layout};
-    pub const FAMILY: Field = Field::new("idiag_family", 0, 1, Kind::Family, "AF_INET or AF_INET6");
-    pub const SRC_LEN: Field = Field::new(
-        "idiag_src_len",
-        1,
-        1,
-        Kind::Int,
-        "source prefix length (unused)",
-    );
-    pub const DST_LEN: Field = Field::new(
-        "idiag_dst_len",
-        2,
-        1,
-        Kind::Int,
-        "destination prefix length (unused)",
-    );
-    pub const EXT: Field = Field::new(
-        "idiag_ext",
-        3,
-        1,
-        Kind::Extensions,
-        "attributes to add to each answer",
-    );
-    pub const SPORT: Field = Field::new("id.idiag_sport", 4, 2, Kind::Port, "source port");
-    pub const DPORT: Field = Field::new("id.idiag_dport", 6, 2, Kind::Port, "destination port");
-    pub const SRC: Field = Field::new("id.idiag_src", 8, 16, Kind::Addr, "source address");
-    pub const DST: Field = Field::new("id.idiag_dst", 24, 16, Kind::Addr, "destination address");
-    pub const IF: Field = Field::new("id.idiag_if", 40, 4, Kind::Int, "interface index");
-    pub const COOKIE: Field = Field::new("id.idiag_cookie", 44, 8, Kind::Cookie, "socket cookie");
-    pub const STATES: Field = Field::new(
-        "idiag_states",
-        52,
-        4,
-        Kind::StateMask,
-        "which TCP states, 1 << state",
-    );
-    pub const DBS: Field = Field::new("idiag_dbs", 56, 4, Kind::Int, "tables to dump (unused)");
+    pub const FAMILY:  Field = Field::new("idiag_family",     0,  1, Kind::Family,     "AF_INET or AF_INET6");
+    pub const SRC_LEN: Field = Field::new("idiag_src_len",    1,  1, Kind::Int,        "source prefix length (unused)");
+    pub const DST_LEN: Field = Field::new("idiag_dst_len",    2,  1, Kind::Int,        "destination prefix length (unused)");
+    pub const EXT:     Field = Field::new("idiag_ext",        3,  1, Kind::Extensions, "attributes to add to each answer");
+    pub const SPORT:   Field = Field::new("id.idiag_sport",   4,  2, Kind::Port,       "source port");
+    pub const DPORT:   Field = Field::new("id.idiag_dport",   6,  2, Kind::Port,       "destination port");
+    pub const SRC:     Field = Field::new("id.idiag_src",     8, 16, Kind::Addr,       "source address");
+    pub const DST:     Field = Field::new("id.idiag_dst",    24, 16, Kind::Addr,       "destination address");
+    pub const IF:      Field = Field::new("id.idiag_if",     40,  4, Kind::Int,        "interface index");
+    pub const COOKIE:  Field = Field::new("id.idiag_cookie", 44,  8, Kind::Cookie,     "socket cookie");
+    pub const STATES:  Field = Field::new("idiag_states",    52,  4, Kind::StateMask,  "which TCP states, 1 << state");
+    pub const DBS:     Field = Field::new("idiag_dbs",       56,  4, Kind::Int,        "tables to dump (unused)");
     pub const LAYOUT: Layout = Layout {
         name: "struct inet_diag_req",
         size: 60,
@@ -315,59 +240,24 @@ pub mod inet_diag_req {
 }
 
 /// `struct inet_diag_msg` (inet_diag.h): one socket in the answer, 72 bytes.
+#[rustfmt::skip]
 pub mod inet_diag_msg {
     use super::{Field, Kind, Layout};
-    pub const FAMILY: Field = Field::new("idiag_family", 0, 1, Kind::Family, "address family");
-    pub const STATE: Field = Field::new("idiag_state", 1, 1, Kind::TcpState, "TCP state");
-    pub const TIMER: Field = Field::new("idiag_timer", 2, 1, Kind::Timer, "pending timer");
-    pub const RETRANS: Field = Field::new(
-        "idiag_retrans",
-        3,
-        1,
-        Kind::Int,
-        "retransmissions (or TIME_WAIT: 0)",
-    );
-    pub const SPORT: Field = Field::new("id.idiag_sport", 4, 2, Kind::Port, "local port");
-    pub const DPORT: Field = Field::new("id.idiag_dport", 6, 2, Kind::Port, "remote port");
-    pub const SRC: Field = Field::new("id.idiag_src", 8, 16, Kind::Addr, "local address");
-    pub const DST: Field = Field::new("id.idiag_dst", 24, 16, Kind::Addr, "remote address");
-    pub const IF: Field = Field::new("id.idiag_if", 40, 4, Kind::Int, "bound interface (0: none)");
-    pub const COOKIE: Field = Field::new(
-        "id.idiag_cookie",
-        44,
-        8,
-        Kind::Cookie,
-        "socket cookie: unique per socket",
-    );
-    pub const EXPIRES: Field = Field::new(
-        "idiag_expires",
-        52,
-        4,
-        Kind::Millis,
-        "time until the timer fires",
-    );
-    pub const RQUEUE: Field = Field::new(
-        "idiag_rqueue",
-        56,
-        4,
-        Kind::Varies,
-        "Recv-Q: unread bytes (LISTEN: accept queue)",
-    );
-    pub const WQUEUE: Field = Field::new(
-        "idiag_wqueue",
-        60,
-        4,
-        Kind::Varies,
-        "Send-Q: unacked bytes (LISTEN: backlog)",
-    );
-    pub const UID: Field = Field::new("idiag_uid", 64, 4, Kind::Varies, "owner's user id");
-    pub const INODE: Field = Field::new(
-        "idiag_inode",
-        68,
-        4,
-        Kind::Varies,
-        "inode of the socket (0: no file)",
-    );
+    pub const FAMILY:  Field = Field::new("idiag_family",     0,  1, Kind::Family,   "address family");
+    pub const STATE:   Field = Field::new("idiag_state",      1,  1, Kind::TcpState, "TCP state");
+    pub const TIMER:   Field = Field::new("idiag_timer",      2,  1, Kind::Timer,    "pending timer");
+    pub const RETRANS: Field = Field::new("idiag_retrans",    3,  1, Kind::Int,      "retransmissions (or TIME_WAIT: 0)");
+    pub const SPORT:   Field = Field::new("id.idiag_sport",   4,  2, Kind::Port,     "local port");
+    pub const DPORT:   Field = Field::new("id.idiag_dport",   6,  2, Kind::Port,     "remote port");
+    pub const SRC:     Field = Field::new("id.idiag_src",     8, 16, Kind::Addr,     "local address");
+    pub const DST:     Field = Field::new("id.idiag_dst",    24, 16, Kind::Addr,     "remote address");
+    pub const IF:      Field = Field::new("id.idiag_if",     40,  4, Kind::Int,      "bound interface (0: none)");
+    pub const COOKIE:  Field = Field::new("id.idiag_cookie", 44,  8, Kind::Cookie,   "socket cookie: unique per socket");
+    pub const EXPIRES: Field = Field::new("idiag_expires",   52,  4, Kind::Millis,   "time until the timer fires");
+    pub const RQUEUE:  Field = Field::new("idiag_rqueue",    56,  4, Kind::Varies,   "Recv-Q: unread bytes (LISTEN: accept queue)");
+    pub const WQUEUE:  Field = Field::new("idiag_wqueue",    60,  4, Kind::Varies,   "Send-Q: unacked bytes (LISTEN: backlog)");
+    pub const UID:     Field = Field::new("idiag_uid",       64,  4, Kind::Varies,   "owner's user id");
+    pub const INODE:   Field = Field::new("idiag_inode",     68,  4, Kind::Varies,   "inode of the socket (0: no file)");
     pub const LAYOUT: Layout = Layout {
         name: "struct inet_diag_msg",
         size: 72,
@@ -380,15 +270,10 @@ pub mod inet_diag_msg {
 
 /// `struct nlattr` (netlink.h): the 4-byte header of an attribute; the
 /// value follows, padded to 4 bytes.
+#[rustfmt::skip]
 pub mod nlattr {
     use super::{Field, Kind, Layout};
-    pub const LEN: Field = Field::new(
-        "nla_len",
-        0,
-        2,
-        Kind::Len,
-        "header + value, without padding",
-    );
+    pub const LEN:  Field = Field::new("nla_len",  0, 2, Kind::Len,      "header + value, without padding");
     pub const TYPE: Field = Field::new("nla_type", 2, 2, Kind::AttrType, "which attribute");
     pub const LAYOUT: Layout = Layout {
         name: "struct nlattr",
@@ -398,11 +283,12 @@ pub mod nlattr {
 }
 
 /// `struct inet_diag_bc_op` (inet_diag.h): one bytecode instruction.
+#[rustfmt::skip]
 pub mod inet_diag_bc_op {
     use super::{Field, Kind, Layout};
     pub const CODE: Field = Field::new("code", 0, 1, Kind::BcCode, "the test");
-    pub const YES: Field = Field::new("yes", 1, 1, Kind::Jump, "if true, jump this many bytes");
-    pub const NO: Field = Field::new("no", 2, 2, Kind::Jump, "if false, jump this many bytes");
+    pub const YES:  Field = Field::new("yes",  1, 1, Kind::Jump,   "if true, jump this many bytes");
+    pub const NO:   Field = Field::new("no",   2, 2, Kind::Jump,   "if false, jump this many bytes");
     pub const LAYOUT: Layout = Layout {
         name: "struct inet_diag_bc_op",
         size: 4,
@@ -412,6 +298,7 @@ pub mod inet_diag_bc_op {
 
 /// `struct nlmsgerr` (netlink.h): the body of NLMSG_ERROR: an errno (0
 /// for an ACK) and the header of the request it answers (or all of it).
+#[rustfmt::skip]
 pub mod nlmsgerr {
     use super::{Field, Kind, Layout};
     pub const ERROR: Field = Field::new("error", 0, 4, Kind::NegErrno, "-errno, or 0 for an ACK");
@@ -423,18 +310,13 @@ pub mod nlmsgerr {
 }
 
 /// `struct sockaddr_nl` (netlink.h): a netlink address, 12 bytes.
+#[rustfmt::skip]
 pub mod sockaddr_nl {
     use super::{Field, Kind, Layout};
     pub const FAMILY: Field = Field::new("nl_family", 0, 2, Kind::Family, "a netlink address");
-    pub const PAD: Field = Field::new("nl_pad", 2, 2, Kind::Pad, "zero");
-    pub const PID: Field = Field::new("nl_pid", 4, 4, Kind::PortId, "port id: 0 is the kernel");
-    pub const GROUPS: Field = Field::new(
-        "nl_groups",
-        8,
-        4,
-        Kind::Groups,
-        "multicast groups (0: none)",
-    );
+    pub const PAD:    Field = Field::new("nl_pad",    2, 2, Kind::Pad,    "zero");
+    pub const PID:    Field = Field::new("nl_pid",    4, 4, Kind::PortId, "port id: 0 is the kernel");
+    pub const GROUPS: Field = Field::new("nl_groups", 8, 4, Kind::Groups, "multicast groups (0: none)");
     pub const LAYOUT: Layout = Layout {
         name: "struct sockaddr_nl",
         size: 12,
@@ -446,29 +328,18 @@ pub mod sockaddr_nl {
 /// sendmsg() takes. It lives in our memory; the kernel copies it in and
 /// follows its pointers.
 #[cfg(target_pointer_width = "64")]
+#[rustfmt::skip]
 pub mod msghdr {
     use super::{Field, Kind, Layout};
-    pub const NAME: Field = Field::new(
-        "msg_name",
-        0,
-        8,
-        Kind::Pointer,
-        "-> the destination address",
-    );
-    pub const NAMELEN: Field = Field::new("msg_namelen", 8, 4, Kind::Len, "its size");
-    pub const PAD: Field = Field::new(
-        "(padding)",
-        12,
-        4,
-        Kind::Pad,
-        "alignment of the next pointer",
-    );
-    pub const IOV: Field = Field::new("msg_iov", 16, 8, Kind::Pointer, "-> an array of iovec");
-    pub const IOVLEN: Field = Field::new("msg_iovlen", 24, 8, Kind::Size, "how many iovec");
+    pub const NAME:       Field = Field::new("msg_name",        0, 8, Kind::Pointer, "-> the destination address");
+    pub const NAMELEN:    Field = Field::new("msg_namelen",     8, 4, Kind::Len,     "its size");
+    pub const PAD:        Field = Field::new("(padding)",      12, 4, Kind::Pad,     "alignment of the next pointer");
+    pub const IOV:        Field = Field::new("msg_iov",        16, 8, Kind::Pointer, "-> an array of iovec");
+    pub const IOVLEN:     Field = Field::new("msg_iovlen",     24, 8, Kind::Size,    "how many iovec");
     pub const CONTROL: Field =
         Field::new("msg_control", 32, 8, Kind::Pointer, "ancillary data (none)");
-    pub const CONTROLLEN: Field = Field::new("msg_controllen", 40, 8, Kind::Size, "its size");
-    pub const FLAGS: Field = Field::new("msg_flags", 48, 4, Kind::Int, "set by recvmsg only");
+    pub const CONTROLLEN: Field = Field::new("msg_controllen", 40, 8, Kind::Size,    "its size");
+    pub const FLAGS:      Field = Field::new("msg_flags",      48, 4, Kind::Int,     "set by recvmsg only");
     pub const LAYOUT: Layout = Layout {
         name: "struct msghdr",
         size: 56,
@@ -478,10 +349,11 @@ pub mod msghdr {
 
 /// `struct iovec` (uio.h): one piece of the data to send.
 #[cfg(target_pointer_width = "64")]
+#[rustfmt::skip]
 pub mod iovec {
     use super::{Field, Kind, Layout};
     pub const BASE: Field = Field::new("iov_base", 0, 8, Kind::Pointer, "-> the netlink message");
-    pub const LEN: Field = Field::new("iov_len", 8, 8, Kind::Size, "its length in bytes");
+    pub const LEN:  Field = Field::new("iov_len",  8, 8, Kind::Size,    "its length in bytes");
     pub const LAYOUT: Layout = Layout {
         name: "struct iovec",
         size: 16,

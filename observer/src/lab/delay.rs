@@ -1,4 +1,4 @@
-//! The slow wire: every packet waits a fixed delay before it is passed on,
+//! The delay line, the lab's slow wire: every packet waits a fixed delay before it is passed on,
 //! and a TCP segment may be lost.
 //!
 //! `tc qdisc ... netem delay 300ms` does this in the kernel; this kernel has
@@ -75,16 +75,16 @@ pub enum Fate {
 }
 
 /// Both directions of the wire.
-pub struct Wire {
+pub struct DelayLine {
     pub delay: Duration,
     pub loss_percent: f64,
     rng: Rng,
     queues: [VecDeque<(Instant, Vec<u8>)>; 2],
 }
 
-impl Wire {
-    pub fn new(delay: Duration, loss_percent: f64, seed: u64) -> Wire {
-        Wire {
+impl DelayLine {
+    pub fn new(delay: Duration, loss_percent: f64, seed: u64) -> DelayLine {
+        DelayLine {
             delay,
             loss_percent,
             rng: Rng::new(seed),
@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn packets_wait_the_delay_and_keep_their_order() {
         let start = Instant::now();
-        let mut wire = Wire::new(Duration::from_millis(300), 0.0, 1);
+        let mut wire = DelayLine::new(Duration::from_millis(300), 0.0, 1);
         wire.enter(Dir::ClientToServer, vec![1], true, start);
         wire.enter(
             Dir::ClientToServer,
@@ -159,7 +159,7 @@ mod tests {
     fn loss_is_deterministic_for_a_seed() {
         let now = Instant::now();
         let fates = |seed| {
-            let mut wire = Wire::new(Duration::ZERO, 50.0, seed);
+            let mut wire = DelayLine::new(Duration::ZERO, 50.0, seed);
             wire.enter(Dir::ClientToServer, vec![0], false, now); // not TCP: no draw
             (0..32)
                 .map(|_| wire.enter(Dir::ClientToServer, vec![0], true, now))
