@@ -13,7 +13,7 @@ use lifecycle::echo::Server;
 /// reports a departure instead) and TIME_WAIT never in the truth (the
 /// tracepoint does not show it).
 pub fn bench_fidelity() -> anyhow::Result<()> {
-    use lifecycle::observer::{EventExt, Observer};
+    use lifecycle::observer::{EventExt, Observer, Timeline};
     use std::collections::{BTreeMap, HashSet};
     anyhow::ensure!(
         nix::unistd::geteuid().is_root(),

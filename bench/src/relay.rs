@@ -26,6 +26,7 @@ pub fn relay_probe(addr: &str) -> anyhow::Result<()> {
 /// (delay 0 ms) and over loopback, in one run.
 pub fn bench_relay() -> anyhow::Result<()> {
     use lifecycle::lab::LabRun;
+    use lifecycle::observer::Timeline;
     anyhow::ensure!(
         nix::unistd::geteuid().is_root(),
         "relay needs root (the lab)"

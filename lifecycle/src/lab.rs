@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::bins::binaries;
 use crate::echo::STARTUP;
+use crate::observer::Timeline;
 use crate::spawn::{Input, Proc};
 
 /// A running lab.
@@ -62,19 +63,6 @@ impl LabRun {
         Proc::spawn(&binaries()?.observer, &all, input)
     }
 
-    pub fn events(&self) -> Vec<Value> {
-        crate::observer::parse_lines(&self.proc.stdout.lines())
-    }
-
-    pub fn wait_for(
-        &self,
-        what: &str,
-        timeout: Duration,
-        pred: impl Fn(&Value) -> bool,
-    ) -> Result<Value> {
-        crate::observer::wait_json(&self.proc.stdout, what, timeout, pred)
-    }
-
     /// SIGTERM, wait for the teardown, return the whole timeline.
     pub fn stop(mut self) -> Result<Vec<Value>> {
         self.proc.signal(Signal::SIGTERM)?;
@@ -100,4 +88,10 @@ pub fn namespaces() -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+impl Timeline for LabRun {
+    fn proc(&self) -> &Proc {
+        &self.proc
+    }
 }

@@ -11,6 +11,33 @@ use crate::bins::binaries;
 use crate::echo::STARTUP;
 use crate::spawn::{Capture, Input, Proc};
 
+/// A running observer whose stdout is a timeline of JSON lines
+/// (`watch --json`, `lab --json`): what a test reads and waits on.
+pub trait Timeline {
+    fn proc(&self) -> &Proc;
+
+    /// The timeline so far.
+    fn events(&self) -> Vec<Value> {
+        parse_lines(&self.proc().stdout.lines())
+    }
+
+    /// Wait for the first event that satisfies `pred`.
+    fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        wait_json(&self.proc().stdout, what, timeout, pred)
+    }
+}
+
+impl Timeline for Observer {
+    fn proc(&self) -> &Proc {
+        &self.proc
+    }
+}
+
 /// A running `observer watch --json`.
 pub struct Observer {
     pub proc: Proc,
@@ -31,21 +58,6 @@ impl Observer {
                     .then_some(())
             })?;
         Ok(Observer { proc })
-    }
-
-    /// The timeline so far.
-    pub fn events(&self) -> Vec<Value> {
-        parse_lines(&self.proc.stdout.lines())
-    }
-
-    /// Wait for the first event that satisfies `pred`.
-    pub fn wait_for(
-        &self,
-        what: &str,
-        timeout: Duration,
-        pred: impl Fn(&Value) -> bool,
-    ) -> Result<Value> {
-        wait_json(&self.proc.stdout, what, timeout, pred)
     }
 
     /// Stop it (SIGTERM) and return the whole timeline.

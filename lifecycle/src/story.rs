@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::echo::{Client, Server};
-use crate::observer::{EventExt, Observer};
+use crate::observer::{EventExt, Observer, Timeline};
 use crate::spawn::{Capture, Input};
 
 /// How long any single expectation may take to come true.

@@ -1,6 +1,6 @@
 //! `handshake`: what the three-way handshake leaves behind (UNP 2.6, 4.8).
 
-use crate::observer::{EventExt, Observer};
+use crate::observer::{EventExt, Observer, Timeline};
 use crate::procfs;
 use crate::spawn::Input;
 use crate::story::{Failure, Story};

@@ -9,6 +9,7 @@ use crate::bins::binaries;
 use crate::echo::STARTUP;
 use crate::lab::{LabRun, namespaces};
 use crate::observer::EventExt;
+use crate::observer::Timeline;
 use crate::spawn::{Input, Proc};
 use crate::story::{Failure, PATIENCE, Story};
 

@@ -5,7 +5,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 use crate::echo::{Client, Server};
-use crate::observer::{EventExt, Observer};
+use crate::observer::{EventExt, Observer, Timeline};
 use crate::random_bytes;
 use crate::spawn::Input;
 use crate::story::{Failure, PATIENCE, Story};

@@ -1,6 +1,6 @@
 //! `thread-mode`: the same lifecycle with a thread per connection.
 
-use crate::observer::EventExt;
+use crate::observer::{EventExt, Timeline};
 use crate::procfs;
 use crate::spawn::Input;
 use crate::story::{Failure, PATIENCE, Story};

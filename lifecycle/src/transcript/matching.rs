@@ -286,11 +286,8 @@ pub(super) fn without_typed(expected: &[String], typed: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transcript::test_lines as lines;
     use std::path::Path;
-
-    fn lines(s: &str) -> Vec<String> {
-        s.lines().map(str::to_string).collect()
-    }
 
     #[test]
     fn placeholders_match_what_varies_and_nothing_else() {

@@ -64,3 +64,9 @@ pub mod run;
 pub use matching::{Vars, line_matches, lines_contained, lines_match, lines_match_any_order};
 pub use parse::{Block, Key, Line, blocks};
 pub use run::{Outcome, Setting, check_lesson, check_lesson_isolated};
+
+/// A text's lines, owned: how the tests write expected and printed lines.
+#[cfg(test)]
+fn test_lines(s: &str) -> Vec<String> {
+    s.lines().map(str::to_string).collect()
+}

@@ -152,10 +152,7 @@ pub fn segments(lines: &[Line]) -> Vec<(Vec<String>, Option<Key>)> {
 mod tests {
     use super::*;
     use crate::transcript::matching::without_typed;
-
-    fn lines(s: &str) -> Vec<String> {
-        s.lines().map(str::to_string).collect()
-    }
+    use crate::transcript::test_lines as lines;
 
     #[test]
     fn blocks_keys_and_attributes_are_read_as_written() {

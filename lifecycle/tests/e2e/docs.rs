@@ -9,17 +9,21 @@ use lifecycle::spawn::{Input, Proc};
 
 use crate::{repo_root, setup};
 
+/// The workspace's packages, by folder.
+const PACKAGES: [&str; 6] = [
+    "cli",
+    "echo-server",
+    "echo-client",
+    "observer",
+    "lifecycle",
+    "bench",
+];
+
 /// README.md, every package's README.md, every lesson.
 fn documents() -> Vec<PathBuf> {
     let root = repo_root();
     let mut docs = vec![root.join("README.md")];
-    for dir in [
-        "echo-server",
-        "echo-client",
-        "observer",
-        "lifecycle",
-        "bench",
-    ] {
+    for dir in PACKAGES {
         let readme = root.join(dir).join("README.md");
         if readme.exists() {
             docs.push(readme);
@@ -166,13 +170,7 @@ fn every_path_and_flag_in_the_docs_is_real() {
 /// binary to run: a package with several has a `default-run`.
 #[test]
 fn cargo_run_of_each_package_picks_one_binary() {
-    for dir in [
-        "echo-server",
-        "echo-client",
-        "observer",
-        "lifecycle",
-        "bench",
-    ] {
+    for dir in PACKAGES {
         let manifest = std::fs::read_to_string(repo_root().join(dir).join("Cargo.toml")).unwrap();
         let declared = manifest.matches("[[bin]]").count();
         let under_bin = std::fs::read_dir(repo_root().join(dir).join("src/bin"))

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use lifecycle::echo::{Client, Server};
-use lifecycle::observer::{EventExt, Observer};
+use lifecycle::observer::{EventExt, Observer, Timeline};
 use lifecycle::spawn::Input;
 use serde_json::Value;
 

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use lifecycle::echo::{Client, Server};
-use lifecycle::observer::{EventExt, Observer, snapshot};
+use lifecycle::observer::{EventExt, Observer, Timeline, snapshot};
 use lifecycle::spawn::Input;
 use lifecycle::wait;
 use serde_json::Value;
