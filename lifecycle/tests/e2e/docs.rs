@@ -19,7 +19,7 @@ const PACKAGES: [&str; 6] = [
     "bench",
 ];
 
-/// README.md, every package's README.md, every lesson.
+/// README.md, every package's README.md, every lesson in both languages.
 fn documents() -> Vec<PathBuf> {
     let root = repo_root();
     let mut docs = vec![root.join("README.md")];
@@ -29,14 +29,17 @@ fn documents() -> Vec<PathBuf> {
             docs.push(readme);
         }
     }
-    let mut lessons: Vec<PathBuf> = std::fs::read_dir(root.join("tutorial"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "md"))
-        .collect();
-    lessons.sort();
-    docs.extend(lessons);
+    // The Chinese lessons are checked like the English ones.
+    for dir in ["tutorial", "tutorial/zh"] {
+        let mut lessons: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "md"))
+            .collect();
+        lessons.sort();
+        docs.extend(lessons);
+    }
     docs
 }
 

@@ -37,14 +37,18 @@ macro_rules! lessons {
                 check($file);
             }
         )*
-        /// A lesson added without its test fails here.
+        /// A lesson added without its test fails here, in English or in
+        /// Chinese (`tutorial/zh/`).
         #[test]
         fn every_lesson_is_checked() {
             let checked = [$($file),*];
-            for entry in std::fs::read_dir(repo_root().join("tutorial")).unwrap() {
-                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-                if name.ends_with(".md") && name.as_bytes()[0].is_ascii_digit() {
-                    assert!(checked.contains(&name.as_str()), "{name} is not checked");
+            for dir in ["", "zh/"] {
+                for entry in std::fs::read_dir(repo_root().join("tutorial").join(dir)).unwrap() {
+                    let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+                    if name.ends_with(".md") && name.as_bytes()[0].is_ascii_digit() {
+                        let file = format!("{dir}{name}");
+                        assert!(checked.contains(&file.as_str()), "{file} is not checked");
+                    }
                 }
             }
         }
@@ -62,4 +66,61 @@ lessons! {
     lesson_08_many_clients => "08-many-clients.md",
     lesson_09_when_things_go_wrong => "09-when-things-go-wrong.md",
     lesson_10_grading => "10-grading.md",
+    zh_lesson_01_three_terminals => "zh/01-three-terminals.md",
+    zh_lesson_02_netlink_structures => "zh/02-netlink-structures.md",
+    zh_lesson_03_asking_for_sockets => "zh/03-asking-for-sockets.md",
+    zh_lesson_04_kernel_conversation => "zh/04-kernel-conversation.md",
+    zh_lesson_05_handshake => "zh/05-handshake.md",
+    zh_lesson_06_echo => "zh/06-echo.md",
+    zh_lesson_07_teardown => "zh/07-teardown.md",
+    zh_lesson_08_many_clients => "zh/08-many-clients.md",
+    zh_lesson_09_when_things_go_wrong => "zh/09-when-things-go-wrong.md",
+}
+
+/// A Chinese lesson runs the same console blocks, in the same order, as
+/// its English twin: a change made to one and not the other fails here.
+/// (The prose around them is the translator's; the programs' output is
+/// English in both, as the programs print it.)
+#[test]
+fn each_chinese_lesson_has_its_english_twins_blocks() {
+    let tutorial = repo_root().join("tutorial");
+    let mut twins = 0;
+    for entry in std::fs::read_dir(tutorial.join("zh")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.ends_with(".md") && name.as_bytes()[0].is_ascii_digit()) {
+            continue;
+        }
+        let english = tutorial.join(&name);
+        assert!(english.exists(), "zh/{name} has no English twin");
+        let zh = transcript::blocks(&std::fs::read_to_string(&path).unwrap());
+        let en = transcript::blocks(&std::fs::read_to_string(&english).unwrap());
+        let shown = |b: &transcript::Block| format!("{:?} {:?}", sorted(&b.attrs), b.lines);
+        for (i, (z, e)) in zh.iter().zip(&en).enumerate() {
+            assert_eq!(
+                shown(z),
+                shown(e),
+                "zh/{name} block {} (line {}) differs from {name} block {} (line {})",
+                i + 1,
+                z.line,
+                i + 1,
+                e.line
+            );
+        }
+        assert_eq!(
+            zh.len(),
+            en.len(),
+            "zh/{name} has {} console blocks, {name} has {}",
+            zh.len(),
+            en.len()
+        );
+        twins += 1;
+    }
+    assert!(twins > 0, "no Chinese lesson found in tutorial/zh/");
+}
+
+fn sorted(attrs: &std::collections::HashMap<String, String>) -> Vec<(&String, &String)> {
+    let mut all: Vec<_> = attrs.iter().collect();
+    all.sort();
+    all
 }
