@@ -14,7 +14,12 @@
 //! - [`procfs`]: socket owners and process state from /proc.
 //! - [`roles`]: listener, server end, client end.
 //! - [`snapshot`]: `observer snapshot`.
-//! - [`watch`]: `observer watch`, the live timeline.
+//! - [`event`]: the one story every source tells and every view shows:
+//!   typed events, as text lines and as JSON.
+//! - [`track`]: dumps and process readings in, events out.
+//! - [`source`]: the poll, the tracepoint, a recording read back.
+//! - [`view`]: the text lines, the JSON lines, the recorder.
+//! - [`watch`]: `observer watch`, the loop from the sources to a view.
 //! - [`exact`]: `--exact`, every transition from the kernel's tracepoint.
 //! - [`render`]: colours, durations, tables.
 //! - [`explain`]: `observer explain`, one conversation byte by byte.
@@ -25,6 +30,7 @@
 //! The schema of `--json` is in observer/README.md.
 
 pub mod diag;
+pub mod event;
 pub mod exact;
 pub mod explain;
 pub mod kernel_echo;
@@ -35,5 +41,8 @@ pub mod procfs;
 pub mod render;
 pub mod roles;
 pub mod snapshot;
+pub mod source;
 pub mod tcp_state;
+pub mod track;
+pub mod view;
 pub mod watch;

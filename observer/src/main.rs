@@ -8,6 +8,10 @@ use echo_lab_cli::stop;
 use echo_lab_cli::{at_least, between, duration, duration_between};
 use observer::diag::{DiagSocket, Query};
 use observer::render::Style;
+use observer::source::replay;
+use observer::view::View;
+use observer::view::record::{self, Header, Recorder};
+use observer::view::text::TextView;
 use observer::{explain, kernel_echo, lab, snapshot, tcp_state, watch};
 
 const EXAMPLES: &str = "\
@@ -22,9 +26,13 @@ Examples:
   observer kernel-echo hi           the kernel sends our message back (inside NLMSG_ERROR)
   sudo observer lab                 two hosts, a 300 ms wire: every segment and state
   sudo observer lab --loss 30       the same, losing segments: retransmissions, RTO doubling
+  sudo observer --exact --record hs.jsonl   every transition, kept in a file
+  observer replay hs.jsonl          print a recording as the watch printed it
+  observer replay hs.jsonl --speed 0.001   ...paced: 100 us of the recording take 100 ms
 
 Exit status: 0 when stopped (Ctrl-C, SIGTERM, --duration), 1 when the kernel
-cannot be asked (one line says why), 2 for a usage error.";
+cannot be asked or a recording cannot be read (one line says why), 2 for a
+usage error (a --record file that cannot be created included).";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,6 +63,33 @@ enum Command {
     /// Root: two network namespaces joined by a slow wire; every segment and
     /// every state of both hosts on one timeline.
     Lab(LabArgs),
+    /// Play back a recording made with --record, as the watch printed it.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct ReplayArgs {
+    /// The recording (`--record FILE` of the watch, `--exact` or the lab).
+    file: std::path::PathBuf,
+    /// One JSON object per line, as `--json` printed them.
+    #[arg(long)]
+    json: bool,
+    /// Play at this speed instead of printing at once: 1 is real time,
+    /// 0.001 turns 100 microseconds into 100 ms.
+    #[arg(long, value_name = "X", value_parser = parse_speed)]
+    speed: Option<f64>,
+}
+
+/// `--speed`: a factor between a thousandth of a thousandth and a thousand.
+fn parse_speed(text: &str) -> Result<f64, String> {
+    let x: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if (1e-6..=1000.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err(format!("`{text}` is not between 0.000001 and 1000"))
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -88,6 +123,9 @@ struct LabArgs {
     /// Tear down after this long (e.g. 30s) instead of waiting for Ctrl-C.
     #[arg(long, allow_hyphen_values = true, value_parser = duration_between(MIN_DURATION, MAX_DURATION))]
     duration: Option<Duration>,
+    /// Also write every event to FILE as JSON lines, for `observer replay`.
+    #[arg(long, value_name = "FILE")]
+    record: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -234,6 +272,9 @@ struct WatchArgs {
     /// (sock:inet_sock_set_state), with the time spent in each state.
     #[arg(long)]
     exact: bool,
+    /// Also write every event to FILE as JSON lines, for `observer replay`.
+    #[arg(long, value_name = "FILE")]
+    record: Option<std::path::PathBuf>,
 }
 
 /// The sampling interval: from 100us (a dump takes about 1 ms, so less
@@ -291,20 +332,7 @@ fn main() -> ExitCode {
 
     let style = Style::detect();
     let result = match cli.command.unwrap_or(Command::Watch(cli.watch)) {
-        Command::Watch(args) => {
-            // Ctrl-C and SIGTERM end the watch cleanly (see echo_lab_cli::stop).
-            let _ = stop::install();
-            let options = watch::Options {
-                query: args.filter.query(),
-                interval: args.interval,
-                pids: args.pids,
-                json: args.filter.json,
-                duration: args.duration,
-                netns: args.filter.netns,
-                exact: args.exact,
-            };
-            watch::run(&options, style, &|| stop::requested().is_some()).map_err(|e| e.to_string())
-        }
+        Command::Watch(args) => return run_watch(args, style),
         Command::Snapshot(args) => run_snapshot(&args, style),
         Command::Explain(args) => {
             let options = explain::Options {
@@ -317,6 +345,7 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string())
         }
         Command::Lab(args) => return run_lab(args, style),
+        Command::Replay(args) => run_replay(&args, style),
         Command::KernelEcho(args) => {
             let text = args.message.as_deref().unwrap_or(kernel_echo::GREETING);
             kernel_echo::explain(text)
@@ -347,6 +376,19 @@ fn run_lab(args: LabArgs, style: Style) -> ExitCode {
             Err(lab::exec(&lab::Names { prefix: name }, side, &command))
         }
         None => {
+            let header = Header {
+                command: "lab".to_string(),
+                kernel: record::kernel_release(),
+                filter: serde_json::json!({"port": null, "states": "all", "lab": args.name}),
+                interval: args.interval,
+                sources: ["poll", "destroy", "proc", "wire"]
+                    .map(String::from)
+                    .to_vec(),
+            };
+            let mut recorder = match open_recorder(args.record.as_deref(), &header) {
+                Ok(r) => r,
+                Err(code) => return code,
+            };
             let _ = stop::install();
             let options = lab::Options {
                 name: args.name,
@@ -355,10 +397,14 @@ fn run_lab(args: LabArgs, style: Style) -> ExitCode {
                 loss_percent: args.loss,
                 seed: args.seed,
                 interval: args.interval,
-                json: args.json,
                 duration: args.duration,
             };
-            lab::run(&options, style, &|| stop::requested().is_some())
+            let mut text = TextView::new(args.json, style, std::io::stdout().lock());
+            let mut views: Vec<&mut dyn View> = vec![&mut text];
+            views.extend(recorder.as_mut().map(|r| r as &mut dyn View));
+            lab::run(&options, &mut observer::view::Tee(views), &|| {
+                stop::requested().is_some()
+            })
         }
     };
     match result {
@@ -368,6 +414,106 @@ fn run_lab(args: LabArgs, style: Style) -> ExitCode {
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// `--record FILE`: the file is created (and its header written) before
+/// anything starts; a path that cannot be written is a usage error.
+fn open_recorder(
+    path: Option<&std::path::Path>,
+    header: &Header,
+) -> Result<Option<Recorder>, ExitCode> {
+    match path {
+        None => Ok(None),
+        Some(path) => Recorder::create(path, header).map(Some).map_err(|e| {
+            eprintln!("observer: --record {}: {e}", path.display());
+            ExitCode::from(2)
+        }),
+    }
+}
+
+/// The header's `filter`: which sockets the watch was asked for.
+fn filter_json(filter: &Filter) -> serde_json::Value {
+    serde_json::json!({
+        "port": (!filter.all).then_some(filter.port),
+        "states": filter.state.map_or(serde_json::json!("all"), |mask| {
+            serde_json::json!(tcp_state::TcpState::ALL
+                .iter()
+                .filter(|s| mask & s.bit() != 0)
+                .map(|s| s.name())
+                .collect::<Vec<_>>())
+        }),
+        "family": match (filter.ipv4_only, filter.ipv6_only) {
+            (true, _) => "4",
+            (_, true) => "6",
+            _ => "any",
+        },
+        "netns": filter.netns,
+    })
+}
+
+fn run_watch(args: WatchArgs, style: Style) -> ExitCode {
+    let mut sources = vec!["poll", "destroy", "proc"];
+    if args.exact {
+        sources.push("trace");
+    }
+    let header = Header {
+        command: "watch".to_string(),
+        kernel: record::kernel_release(),
+        filter: filter_json(&args.filter),
+        interval: args.interval,
+        sources: sources.into_iter().map(String::from).collect(),
+    };
+    let mut recorder = match open_recorder(args.record.as_deref(), &header) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    // Ctrl-C and SIGTERM end the watch cleanly (see echo_lab_cli::stop).
+    let _ = stop::install();
+    let options = watch::Options {
+        query: args.filter.query(),
+        interval: args.interval,
+        pids: args.pids,
+        duration: args.duration,
+        netns: args.filter.netns,
+        exact: args.exact,
+    };
+    let mut text = TextView::new(args.filter.json, style, std::io::stdout().lock());
+    let mut views: Vec<&mut dyn View> = vec![&mut text];
+    views.extend(recorder.as_mut().map(|r| r as &mut dyn View));
+    match watch::run(&options, &mut observer::view::Tee(views), &|| {
+        stop::requested().is_some()
+    }) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("observer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `observer replay FILE`: read it whole (a damaged line is one error,
+/// before anything is printed), then print it at once or at `--speed`.
+fn run_replay(args: &ReplayArgs, style: Style) -> Result<(), String> {
+    let recording = replay::read(&args.file).map_err(|e| e.to_string())?;
+    let _ = stop::install();
+    let mut text = TextView::new(args.json, style, std::io::stdout().lock());
+    let start = std::time::Instant::now();
+    for event in &recording.events {
+        if let Some(speed) = args.speed {
+            // Wait until the event's time, scaled; Ctrl-C ends the wait.
+            let due = start + event.t.div_f64(speed);
+            while let Some(left) = due.checked_duration_since(std::time::Instant::now()) {
+                if stop::requested().is_some() {
+                    return Ok(());
+                }
+                std::thread::sleep(left.min(Duration::from_millis(50)));
+            }
+        }
+        if !text.show(std::slice::from_ref(event)) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 fn print_sections(sections: &[explain::Section], json: bool) {

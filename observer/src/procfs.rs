@@ -271,7 +271,7 @@ fn read_comm(pid: i32) -> String {
 
 /// What `ps -o pid,ppid,stat,wchan,comm` shows about a process, and the
 /// system call it is blocked in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Process {
     pub pid: i32,
     pub ppid: i32,
@@ -287,6 +287,9 @@ pub struct Process {
     /// The command line (`ps -o args`), read once when the process is
     /// first seen (empty until then, and for zombies, which have none).
     pub args: String,
+    /// What it waits for, in words ([`waiting_for`]), worked out when an
+    /// event reports it (None until then).
+    pub meaning: Option<String>,
 }
 
 /// `/proc/PID/cmdline`, its NUL-separated arguments joined by spaces.
@@ -323,6 +326,7 @@ pub fn process(pid: i32) -> Option<Process> {
         wchan,
         syscall,
         args: String::new(),
+        meaning: None,
     })
 }
 

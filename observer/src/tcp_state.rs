@@ -24,6 +24,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// How long TIME_WAIT lasts on Linux (TCP_TIMEWAIT_LEN, include/net/tcp.h;
+/// RFC 9293 asks for 2 MSL).
+pub const TIME_WAIT_LEN: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The state of a TCP socket, by its number in `include/net/tcp_states.h`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]

@@ -26,17 +26,16 @@ pub mod segment;
 pub mod setup;
 
 use std::fs;
-use std::io::Write;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-
 use crate::diag::{DiagSocket, EventSocket, Query};
+use crate::event::{Event, Kind, LabInfo, WireSegment, micros};
 use crate::netns;
-use crate::render::{self, Style};
 use crate::roles::Role;
-use crate::watch::{Event, Poller, Tracker};
+use crate::source::poll::Poller;
+use crate::track::Tracker;
+use crate::view::View;
 use delay::{DelayLine, Dir, Fate};
 use segment::{Ladder, Segment};
 pub use setup::{CLIENT_ADDR, Lab, LabError, Names, SERVER_ADDR, Side, clean_stale, exec};
@@ -51,7 +50,6 @@ pub struct Options {
     pub loss_percent: f64,
     pub seed: u64,
     pub interval: Duration,
-    pub json: bool,
     pub duration: Option<Duration>,
 }
 
@@ -95,45 +93,24 @@ impl Host {
                 self.poller.tracker.destroyed(now, info);
             }
         }
-        self.poller
+        let mut events = self
+            .poller
             .poll(now, &Query::all())
             .map(|polled| polled.events)
-            .map_err(|e| LabError::Setup(e.to_string()))
-    }
-}
-
-/// Print lines, human or JSON; false once stdout is gone.
-struct Out<'a> {
-    json: bool,
-    style: Style,
-    out: std::io::StdoutLock<'a>,
-}
-
-impl Out<'_> {
-    fn line(&mut self, human: String, json: Value) -> bool {
-        let text = if self.json { json.to_string() } else { human };
-        writeln!(self.out, "{text}")
-            .and_then(|()| self.out.flush())
-            .is_ok()
-    }
-
-    fn events(&mut self, side: Side, events: Vec<Event>) -> bool {
-        for event in events {
-            let mut json = event.json();
-            json["ns"] = json!(side.name());
-            let human = event.human(self.style);
-            // "    1.234  rest" -> "    1.234  server  rest"
-            let (time, rest) = human.split_at(human.len().min(9));
-            if !self.line(format!("{time}  {:<6}{rest}", side.name()), json) {
-                return false;
-            }
+            .map_err(|e| LabError::Setup(e.to_string()))?;
+        for event in &mut events {
+            event.host = Some(self.side);
         }
-        true
+        Ok(events)
     }
 }
 
 /// Run the lab until SIGINT/SIGTERM (or `duration`), then tear it down.
-pub fn run(options: &Options, style: Style, stop: &dyn Fn() -> bool) -> Result<(), LabError> {
+pub fn run(
+    options: &Options,
+    view: &mut dyn View,
+    stop: &dyn Fn() -> bool,
+) -> Result<(), LabError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(LabError::NotRoot);
     }
@@ -166,15 +143,11 @@ pub fn run(options: &Options, style: Style, stop: &dyn Fn() -> bool) -> Result<(
     ];
     let mut wire = DelayLine::new(options.delay, options.loss_percent, options.seed);
     let mut ladder = Ladder::default();
-    let mut out = Out {
-        json: options.json,
-        style,
-        out: std::io::stdout().lock(),
-    };
     if let Some(note) = stale {
         eprintln!("observer: {note}");
     }
-    announce(&mut out, options, &names);
+    view.show(&[announce(options, &names)]);
+    eprintln!("observer: lab {} ready", names.prefix);
 
     let mut next_poll = Instant::now();
     let mut buf = vec![0u8; 65536];
@@ -185,8 +158,7 @@ pub fn run(options: &Options, style: Style, stop: &dyn Fn() -> bool) -> Result<(
         let now = Instant::now();
         if now >= next_poll {
             for host in hosts.iter_mut() {
-                let events = host.poll(now)?;
-                if !out.events(host.side, events) {
+                if !view.show(&host.poll(now)?) {
                     return Ok(());
                 }
             }
@@ -223,10 +195,18 @@ pub fn run(options: &Options, style: Style, stop: &dyn Fn() -> bool) -> Result<(
                 let at = Instant::now();
                 let segment = Segment::parse(&packet);
                 let fate = wire.enter(dir, packet, segment.is_some(), at);
-                if let Some(s) = segment {
-                    let named = ladder.name(&s, at - start);
-                    let (human, json) = describe(dir, &s, &named, fate, at - start, options.delay);
-                    if !out.line(human, json) {
+                if let Some(segment) = segment {
+                    let t = micros(at - start);
+                    let named = ladder.name(&segment, t);
+                    let arrives = (fate == Fate::Sent).then(|| t + micros(options.delay));
+                    let rung = WireSegment {
+                        dir,
+                        segment,
+                        named,
+                        fate,
+                        arrives,
+                    };
+                    if !view.show(&[Event::new(t, Kind::Segment(Box::new(rung)))]) {
                         return Ok(());
                     }
                 }
@@ -243,120 +223,28 @@ pub fn run(options: &Options, style: Style, stop: &dyn Fn() -> bool) -> Result<(
     }
     drop(hosts);
     drop(lab);
-    let bye = format!(
-        "observer lab: {} torn down (namespaces, devices, processes inside)",
-        names.prefix
-    );
-    out.line(
-        format!("{:>9.3}  {bye}", start.elapsed().as_secs_f64()),
-        json!({"t": start.elapsed().as_secs_f64(), "event": "lab_down", "name": names.prefix}),
-    );
+    let down = Kind::LabDown {
+        name: names.prefix.clone(),
+    };
+    view.show(&[Event::new(start.elapsed(), down)]);
     Ok(())
 }
 
-fn announce(out: &mut Out<'_>, options: &Options, names: &Names) {
-    let client_ns = names.netns(Side::Client);
-    let server_ns = names.netns(Side::Server);
-    let server_cmd = format!("{} --bind 0.0.0.0", sibling("echo-server"));
-    let client_cmd = format!("{} {SERVER_ADDR}", sibling("echo-client"));
-    let observer = sibling("observer");
-    let name_flag = if names.prefix == "echolab" {
-        String::new()
-    } else {
-        format!(" --name {}", names.prefix)
+/// The lab's first event: its hosts, its wire, the commands to type.
+fn announce(options: &Options, names: &Names) -> Event {
+    let lab = LabInfo {
+        name: names.prefix.clone(),
+        client_ns: names.netns(Side::Client),
+        server_ns: names.netns(Side::Server),
+        client_addr: CLIENT_ADDR.to_string(),
+        server_addr: SERVER_ADDR.to_string(),
+        delay: micros(options.delay),
+        loss_percent: options.loss_percent,
+        seed: options.seed,
+        syn_linear_timeouts: options.syn_linear_timeouts,
+        server_cmd: format!("{} --bind 0.0.0.0", sibling("echo-server")),
+        client_cmd: format!("{} {SERVER_ADDR}", sibling("echo-client")),
+        observer: sibling("observer"),
     };
-    let human = format!(
-        "observer lab: {client_ns} ({CLIENT_ADDR}) <-> {server_ns} ({SERVER_ADDR}), {} each way{}\n\
-         \x20 server terminal:  ip netns exec {server_ns} {server_cmd}\n\
-         \x20               or: {observer} lab exec server{name_flag} -- {server_cmd}\n\
-         \x20 client terminal:  ip netns exec {client_ns} {client_cmd}\n\
-         \x20               or: {observer} lab exec client{name_flag} -- {client_cmd}\n\
-         \x20 one side only:    {observer} --netns {server_ns}\n\
-         Ctrl-C here tears the lab down.",
-        render::elapsed(options.delay),
-        if options.loss_percent > 0.0 {
-            format!(
-                ", {}% of TCP segments lost (seed {})",
-                options.loss_percent, options.seed
-            )
-        } else {
-            String::new()
-        }
-    );
-    let json = json!({
-        "t": 0.0,
-        "event": "lab",
-        "name": names.prefix,
-        "client_ns": client_ns,
-        "server_ns": server_ns,
-        "client_addr": CLIENT_ADDR,
-        "server_addr": SERVER_ADDR,
-        "delay_ms": options.delay.as_secs_f64() * 1000.0,
-        "loss_percent": options.loss_percent,
-        "seed": options.seed,
-        "syn_linear_timeouts": options.syn_linear_timeouts,
-    });
-    out.line(human, json);
-    eprintln!("observer: lab {} ready", names.prefix);
-}
-
-/// One line of the ladder.
-fn describe(
-    dir: Dir,
-    s: &Segment,
-    named: &segment::Named,
-    fate: Fate,
-    at: Duration,
-    delay: Duration,
-) -> (String, Value) {
-    let ack = named
-        .ack
-        .as_ref()
-        .map_or(String::new(), |a| format!("ack={a}"));
-    let len = if s.len > 0 {
-        format!("len {}", s.len)
-    } else {
-        String::new()
-    };
-    let retrans = if named.retransmission > 0 {
-        format!(
-            "  retransmission {} ({} after the first)",
-            named.retransmission,
-            render::elapsed(named.since_first)
-        )
-    } else {
-        String::new()
-    };
-    let fate_text = match fate {
-        Fate::Sent => format!("arrives {:.3}", (at + delay).as_secs_f64()),
-        Fate::Lost => "LOST".to_string(),
-    };
-    let human = format!(
-        "{:>9.3}  wire    {}  {:<8} seq={:<7} {:<9} {:<8} {fate_text}{retrans}",
-        at.as_secs_f64(),
-        dir.arrow(),
-        s.flag_names(),
-        named.seq,
-        ack,
-        len
-    );
-    let json = json!({
-        "t": (at.as_secs_f64() * 1e6).round() / 1e6,
-        "event": "segment",
-        "source": "wire",
-        "dir": dir.name(),
-        "src": s.src.to_string(),
-        "dst": s.dst.to_string(),
-        "flags": s.flag_names(),
-        "seq": s.seq,
-        "ack": s.ack,
-        "rel_seq": named.seq,
-        "rel_ack": named.ack,
-        "len": s.len,
-        "win": s.window,
-        "fate": match fate { Fate::Sent => "sent", Fate::Lost => "lost" },
-        "retransmission": named.retransmission,
-        "since_first_ms": named.since_first.as_secs_f64() * 1000.0,
-    });
-    (human, json)
+    Event::new(Duration::ZERO, Kind::Lab(Box::new(lab)))
 }
