@@ -211,15 +211,25 @@ pub struct OwnerCache {
 }
 
 impl OwnerCache {
-    pub const FULL_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+    pub const FULL_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
     /// Owners of `inodes`; `watched` are the processes of interest (their
     /// children included), scanned whole the first time they are seen.
+    ///
+    /// A known holder's descriptor is looked at again only if `ran` says
+    /// its process ran since the last poll: a process that has not run
+    /// cannot have closed anything. (A process's other threads can, and
+    /// [`ProcCache`] sees only the main thread: a multi-threaded holder
+    /// that closes its copy in another thread, while another process
+    /// still holds the socket, is seen at the next full scan. When the
+    /// last holder closes, the socket's inode goes, and that is seen at
+    /// once.)
     pub fn update(
         &mut self,
         now: std::time::Instant,
         inodes: HashSet<u32>,
         watched: &HashSet<i32>,
+        ran: &dyn Fn(i32) -> bool,
     ) -> &Owners {
         let full = self.last_full.is_none_or(|t| now - t >= Self::FULL_EVERY)
             || !inodes.is_subset(&self.inodes);
@@ -230,7 +240,9 @@ impl OwnerCache {
             self.last_full = Some(now);
         } else {
             for (inode, list) in self.owners.by_inode.iter_mut() {
-                list.retain(|o| inodes.contains(inode) && still_holds(o.pid, o.fd, *inode));
+                list.retain(|o| {
+                    inodes.contains(inode) && (!ran(o.pid) || still_holds(o.pid, o.fd, *inode))
+                });
             }
             self.owners.by_inode.retain(|_, list| !list.is_empty());
             let new: Vec<i32> = watched.difference(&self.scanned).copied().collect();
@@ -328,6 +340,149 @@ pub fn process(pid: i32) -> Option<Process> {
         args: String::new(),
         meaning: None,
     })
+}
+
+/// The watched processes, read again only when they have run.
+///
+/// A process that has not been on a CPU since we last looked cannot have
+/// changed its state, its wchan, its system call or its children: all of
+/// those change only by running (even exiting: do_exit runs in the
+/// process). `/proc/PID/schedstat` says whether it ran: its CPU time, its
+/// time waiting for a CPU, and how many times it was scheduled in
+/// (`sched_info`, Documentation/scheduler/sched-stats.rst). One read of
+/// that line (kept open, read from offset 0) replaces three files and a
+/// children listing per process per poll.
+///
+/// What this cannot see: a process's *other* threads. The line is the
+/// main thread's; what we show (state, wchan, syscall) is also the main
+/// thread's, but a child forked by another thread appears only when the
+/// main thread runs or at the next full rescan ([`ProcCache::RESCAN`]).
+/// Where the kernel keeps no sched_info (the line reads `0 0 0`), every
+/// process is read every time, as before.
+#[derive(Debug)]
+pub struct ProcCache {
+    entries: HashMap<i32, Cached>,
+    /// Does schedstat count here? Checked once, on ourselves.
+    gated: bool,
+    round: u64,
+    look: bool,
+}
+
+#[derive(Debug)]
+struct Cached {
+    schedstat: Option<fs::File>,
+    last: Vec<u8>,
+    process: Option<Process>,
+    children: Vec<i32>,
+    /// The round it was last checked in, and when it was last read whole.
+    checked: u64,
+    read_at: std::time::Instant,
+    /// Read whole at its last check: it had run (or it was new).
+    fresh: bool,
+}
+
+impl Default for ProcCache {
+    fn default() -> ProcCache {
+        let own = fs::read("/proc/thread-self/schedstat").unwrap_or_default();
+        ProcCache {
+            entries: HashMap::new(),
+            // We have run (we are running): a line of zeros means the
+            // kernel does not keep the counts.
+            gated: !own.is_empty() && !own.starts_with(b"0 0 0"),
+            round: 0,
+            look: true,
+        }
+    }
+}
+
+impl ProcCache {
+    /// However quiet a process, it is read whole this often (a safety net
+    /// for what the main thread's line cannot see).
+    pub const RESCAN: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// Start a poll: each process is checked at most once per round, and
+    /// not at all if `look` is false (its last reading stands; a process
+    /// never seen is read all the same).
+    pub fn begin_round(&mut self, look: bool) {
+        self.round += 1;
+        self.look = look;
+    }
+
+    /// The process now (None once it is gone) and its children.
+    pub fn read(&mut self, pid: i32) -> (Option<Process>, Vec<i32>) {
+        let now = std::time::Instant::now();
+        let round = self.round;
+        let gated = self.gated;
+        let entry = self.entries.entry(pid).or_insert_with(|| Cached {
+            schedstat: None,
+            last: Vec::new(),
+            process: None,
+            children: Vec::new(),
+            checked: 0,
+            read_at: now,
+            fresh: true,
+        });
+        let first = entry.checked == 0;
+        if (entry.checked == round || !self.look) && !first {
+            if entry.checked != round {
+                entry.checked = round;
+                entry.fresh = false;
+            }
+            return (entry.process.clone(), entry.children.clone());
+        }
+        entry.checked = round;
+        let line = if gated {
+            schedstat_line(entry, pid)
+        } else {
+            None
+        };
+        let unchanged = !first
+            && line.as_ref().is_some_and(|l| *l == entry.last)
+            && now - entry.read_at < Self::RESCAN;
+        entry.fresh = !unchanged;
+        if !unchanged {
+            entry.process = process(pid);
+            entry.children = if entry.process.is_some() {
+                children(pid)
+            } else {
+                Vec::new()
+            };
+            entry.read_at = now;
+            // The line *after* the reading: if the process ran while we
+            // read it (its wchan read as it woke), the line moves when it
+            // stops running, and the next poll reads it again.
+            if gated {
+                entry.last = schedstat_line(entry, pid).unwrap_or_default();
+            }
+        }
+        (entry.process.clone(), entry.children.clone())
+    }
+
+    /// Did `pid` run since its previous check? True if it was not checked
+    /// this round, or the kernel does not say.
+    pub fn ran(&self, pid: i32) -> bool {
+        self.entries
+            .get(&pid)
+            .is_none_or(|e| e.checked != self.round || e.fresh)
+    }
+
+    /// Forget (and close) the processes no longer watched.
+    pub fn retain(&mut self, watched: &HashSet<i32>) {
+        self.entries.retain(|pid, _| watched.contains(pid));
+    }
+}
+
+/// The process's schedstat line now; `None` once it is gone (a read of a
+/// reaped process's file fails with ESRCH, even if its pid was reused:
+/// the open file belongs to the old process).
+fn schedstat_line(entry: &mut Cached, pid: i32) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    if entry.schedstat.is_none() {
+        entry.schedstat = fs::File::open(format!("/proc/{pid}/schedstat")).ok();
+    }
+    let mut buf = [0u8; 96];
+    let n = entry.schedstat.as_ref()?.read_at(&mut buf, 0).ok()?;
+    Some(buf[..n].to_vec())
 }
 
 /// How long ago process `pid` started: field 22 of /proc/PID/stat

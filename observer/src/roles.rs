@@ -56,6 +56,11 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// 127.0.0.0/8, ::1, and 127.x written as IPv6 (`::ffff:127.0.0.1`).
+pub fn is_loopback(ip: IpAddr) -> bool {
+    canonical(ip).is_loopback()
+}
+
 impl Listeners {
     pub fn from_sockets<'a>(sockets: impl IntoIterator<Item = &'a SockInfo>) -> Listeners {
         let mut listeners = Listeners::default();

@@ -84,6 +84,8 @@ pub struct Tracker {
     /// The role of sockets no listener or port explains (the lab knows
     /// which namespace is the client's).
     fallback: Role,
+    /// A destroy notification arrived since the last poll.
+    destroyed_since: bool,
 }
 
 impl Tracker {
@@ -104,6 +106,7 @@ impl Tracker {
             procs: HashMap::new(),
             procs_read: false,
             fallback: Role::Unknown,
+            destroyed_since: false,
         }
     }
 
@@ -160,6 +163,7 @@ impl Tracker {
     /// its notification says `remote 0.0.0.0:0`. We find it by its cookie
     /// if we polled it, else by its local address at the next poll.
     pub fn destroyed(&mut self, now: Instant, mut info: SockInfo) {
+        self.destroyed_since = true;
         if let Some(tracked) = self
             .sockets
             .values_mut()
@@ -211,6 +215,13 @@ impl Tracker {
                 self.pending_destroyed.insert(key, (at, info));
             }
         }
+    }
+
+    /// A poll that read nothing, because nothing had moved: the sockets
+    /// are as they were at `now`. (What the next poll finds passed unseen
+    /// passed after this moment.)
+    pub fn looked(&mut self, now: Instant) {
+        self.last_poll = Some(now);
     }
 
     /// One dump: compare with the last, return what changed.
@@ -454,7 +465,13 @@ impl Tracker {
 
     /// The processes worth watching: owners of the sockets, their
     /// children, the ones already tracked, and `extra` (`--pid`).
-    pub fn watch_set(&self, owners: &Owners, extra: &[i32]) -> HashSet<i32> {
+    /// `children` lists a process's children (the source may cache them).
+    pub fn watch_set(
+        &self,
+        owners: &Owners,
+        extra: &[i32],
+        children: &mut dyn FnMut(i32) -> Vec<i32>,
+    ) -> HashSet<i32> {
         let mut set: HashSet<i32> = self
             .sockets
             .values()
@@ -465,9 +482,53 @@ impl Tracker {
         set.extend(self.procs.keys().copied());
         let parents: Vec<i32> = set.iter().copied().collect();
         for pid in parents {
-            set.extend(procfs::children(pid));
+            set.extend(children(pid));
         }
         set
+    }
+
+    /// Can a segment change what we know, or make a socket that only the
+    /// segment counters would show? A connection changes state only by a
+    /// segment (or a timer: TIME_WAIT's end, seen by its countdown). A
+    /// listener can get a SYN from another host, which makes a request
+    /// socket (SYN_RECV) and moves nothing but the segment counters;
+    /// unless it is bound to a loopback address (127.0.0.1, ::1): then it
+    /// hears only connect()s made in its own namespace, which move
+    /// sockstat. Loopback traffic never crosses namespaces, and a packet
+    /// for 127.0.0.1 arriving on a real interface is dropped as a martian.
+    pub fn segments_matter(&self) -> bool {
+        self.sockets.values().any(|t| {
+            let info = &t.view.info;
+            match info.state {
+                TcpState::Listen => !roles::is_loopback(info.local.ip()),
+                TcpState::TimeWait => false,
+                _ => true,
+            }
+        })
+    }
+
+    /// Did a destroy notification arrive since the last poll? (A socket
+    /// that closes without a segment, a listener, moves no counter at
+    /// once; the next poll dumps.)
+    pub fn take_destroyed(&mut self) -> bool {
+        std::mem::take(&mut self.destroyed_since)
+    }
+
+    /// Is a TIME_WAIT entry's next countdown line (or its end) due, its
+    /// timer having run `since` since it was read?
+    pub fn countdown_due(&self, since: Duration) -> bool {
+        self.sockets.values().any(|t| {
+            let info = &t.view.info;
+            let left = u64::from(info.expires_ms).saturating_sub(since.as_millis() as u64);
+            info.state == TcpState::TimeWait
+                && countdown_step(left as u32) < countdown_step(info.expires_ms)
+        })
+    }
+
+    /// The sockets known now, as last seen: what a poll may ask for by
+    /// 4-tuple instead of dumping.
+    pub fn known(&self) -> Vec<SockInfo> {
+        self.sockets.values().map(|t| t.view.info.clone()).collect()
     }
 
     /// Read the watched processes and report what changed.

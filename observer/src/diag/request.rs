@@ -10,11 +10,17 @@
 //! netlink-packet-sock-diag builds the first two parts; it has no way to
 //! attach the bytecode attribute, so [`DiagRequest`] wraps its request and
 //! appends the attribute itself.
+//!
+//! The same request without NLM_F_DUMP, and with the socket id filled in,
+//! asks for one socket ([`DiagRequest::exact`]): the kernel looks its
+//! 4-tuple up in the connection hash (inet_diag_find_one_icsk, then
+//! inet_lookup) instead of walking every bucket.
 
 use netlink_packet_core::Emitable;
 use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable};
 use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
 
+use super::SockInfo;
 use crate::layout::{self, inet_diag_req, nlattr};
 
 /// The v2 request plus an optional filter program.
@@ -46,6 +52,27 @@ impl DiagRequest {
         }
     }
 
+    /// A question about the one socket `info` describes, by its 4-tuple
+    /// (its interface index left 0: a socket bound to a device is not
+    /// found this way, and the watch then dumps, see source::poll).
+    ///
+    /// The cookie is INET_DIAG_NOCOOKIE (all 0xff): with its own cookie
+    /// the kernel would refuse the socket that replaces a request socket
+    /// when the handshake completes, and we want to see that one.
+    pub fn exact(info: &SockInfo) -> DiagRequest {
+        let mut request = DiagRequest::dump(info.family, Self::ALL_STATES, 0, Vec::new());
+        let id = &mut request.inner.socket_id;
+        id.source_port = info.local.port();
+        id.destination_port = info.remote.port();
+        id.source_address = info.local.ip();
+        id.destination_address = info.remote.ip();
+        id.cookie = [0xff; 8];
+        request
+    }
+
+    /// Every state: an exact question ignores the mask, a dump obeys it.
+    const ALL_STATES: u32 = 0xfff;
+
     fn attr_len(&self) -> usize {
         if self.bytecode.is_empty() {
             0
@@ -54,10 +81,21 @@ impl DiagRequest {
         }
     }
 
-    /// The whole netlink message, header included, ready for send().
+    /// The whole netlink message of a dump, header included, ready for send().
     pub fn to_bytes(&self, seq: u32) -> Vec<u8> {
+        self.message(seq, layout::NLM_F_REQUEST | layout::NLM_F_DUMP)
+    }
+
+    /// The message of an exact question: NLM_F_REQUEST alone. The kernel
+    /// answers with one SOCK_DIAG_BY_FAMILY message, or with an NLMSG_ERROR
+    /// (ENOENT: no such socket).
+    pub fn to_bytes_exact(&self, seq: u32) -> Vec<u8> {
+        self.message(seq, layout::NLM_F_REQUEST)
+    }
+
+    fn message(&self, seq: u32, flags: u16) -> Vec<u8> {
         let mut header = NetlinkHeader::default();
-        header.flags = layout::NLM_F_REQUEST | layout::NLM_F_DUMP;
+        header.flags = flags;
         header.sequence_number = seq;
         let mut message = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(self.clone()));
         // finalize() fills in nlmsg_len and nlmsg_type from the payload;
@@ -177,6 +215,52 @@ mod tests {
         let body = &bytes[16..];
         assert_eq!(v2::FAMILY.u8(body), layout::AF_INET);
         assert_eq!(v2::STATES.u32(body), 0xfff);
+    }
+
+    /// The exact question about one IPv4 connection, byte by byte: no
+    /// NLM_F_DUMP, the 4-tuple in the socket id, INET_DIAG_NOCOOKIE.
+    #[test]
+    fn an_exact_question_names_the_four_tuple() {
+        let info = SockInfo {
+            family: layout::AF_INET,
+            state: crate::tcp_state::TcpState::Established,
+            local: "127.0.0.1:51230".parse().unwrap(),
+            remote: "127.0.0.1:6666".parse().unwrap(),
+            recv_q: 0,
+            send_q: 0,
+            timer: crate::diag::Timer::Off,
+            expires_ms: 0,
+            retrans: 0,
+            uid: 0,
+            inode: 0,
+            cookie: 42,
+            tcp_info: None,
+        };
+        let bytes = DiagRequest::exact(&info).to_bytes_exact(9);
+        #[rustfmt::skip]
+        let expected: Vec<u8> = vec![
+            // nlmsghdr
+            72, 0, 0, 0,        // nlmsg_len = 16 + 56
+            20, 0,              // nlmsg_type = SOCK_DIAG_BY_FAMILY
+            0x01, 0x00,         // nlmsg_flags = REQUEST only: one socket, not a dump
+            9, 0, 0, 0,         // nlmsg_seq = 9
+            0, 0, 0, 0,         // nlmsg_pid
+            // inet_diag_req_v2
+            2, 6, 0, 0,         // AF_INET, IPPROTO_TCP, no extensions, pad
+            0xff, 0x0f, 0, 0,   // idiag_states (ignored by an exact question)
+            0xc8, 0x1e,         // id.idiag_sport = 51230, big-endian
+            0x1a, 0x0a,         // id.idiag_dport = 6666, big-endian
+            127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // id.idiag_src
+            127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // id.idiag_dst
+            0, 0, 0, 0,         // id.idiag_if: any
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // INET_DIAG_NOCOOKIE
+        ];
+        assert_eq!(bytes, expected);
+        // And the tables read back what was written.
+        let body = &bytes[16..];
+        assert_eq!(v2::SPORT.be16(body), 51230);
+        assert_eq!(v2::DPORT.be16(body), 6666);
+        assert_eq!(v2::COOKIE.u64(body), u64::MAX);
     }
 
     /// `(1 << TCP_CLOSING + 1) - 1` really is 0xfff.

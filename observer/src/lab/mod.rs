@@ -29,7 +29,7 @@ use std::fs;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use crate::diag::{DiagSocket, EventSocket, Query};
+use crate::diag::{EventSocket, Query};
 use crate::event::{Event, Kind, LabInfo, WireSegment, micros};
 use crate::netns;
 use crate::roles::Role;
@@ -74,7 +74,6 @@ struct Host {
 impl Host {
     fn open(names: &Names, side: Side, start: Instant) -> Result<Host, LabError> {
         let ns = names.netns(side);
-        let diag = DiagSocket::open_in(Some(&ns)).map_err(|e| LabError::Setup(e.to_string()))?;
         let fallback = match side {
             Side::Client => Role::Client,
             Side::Server => Role::Server,
@@ -83,7 +82,8 @@ impl Host {
         Ok(Host {
             side,
             events: EventSocket::open(Some(&ns)),
-            poller: Poller::new(diag, tracker, Vec::new()),
+            poller: Poller::open(Some(&ns), tracker, Vec::new())
+                .map_err(|e| LabError::Setup(e.to_string()))?,
         })
     }
 
