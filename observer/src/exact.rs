@@ -176,11 +176,14 @@ impl Drop for Instance {
     }
 }
 
-/// The trace names a task `<...>` when its command name is not in the
-/// tracer's small cache of names (saved_cmdlines) yet, typically a process
-/// that just started. It is usually still running: ask /proc.
-fn name_unknown_task(t: &mut Transition) {
-    if t.comm == "<...>" && t.pid > 0 {
+/// The trace names a task from the tracer's small cache of names
+/// (saved_cmdlines), kept by pid: `<...>` when the pid is not in it yet (a
+/// process that just started), and the wrong name when the pid belonged
+/// to another program before (pids wrap at kernel.pid_max, 32,768 on this
+/// project's machines: a thousand forks a second reuse them within a
+/// minute). While the task lives, /proc/PID/comm is the truth: ask it.
+fn name_task(t: &mut Transition) {
+    if t.pid > 0 {
         if let Ok(comm) = fs::read_to_string(format!("/proc/{}/comm", t.pid)) {
             t.comm = comm.trim().to_string();
         }
@@ -206,7 +209,7 @@ fn pump(mut pipe: fs::File, tx: Sender<Transition>, stop: &AtomicBool) {
         while let Some(end) = pending.find('\n') {
             let line: String = pending.drain(..=end).collect();
             if let Some(mut t) = parse_line(&line) {
-                name_unknown_task(&mut t);
+                name_task(&mut t);
                 if tx.send(t).is_err() {
                     return;
                 }
