@@ -18,6 +18,14 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction
 static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn note_stop(signal: libc::c_int) {
+    note(signal);
+}
+
+/// Record that `signal` asked us to stop: what the handler does, for a
+/// program that installs a handler of its own (echo-server's, which
+/// knows the parent from a forked child). Async-signal-safe: one atomic
+/// store.
+pub fn note(signal: libc::c_int) {
     STOP_SIGNAL.store(signal, Ordering::SeqCst);
 }
 

@@ -53,9 +53,10 @@ impl Acceptor {
             Ok((conn, addr)) => {
                 self.backoff = FIRST_BACKOFF;
                 // The new socket inherits the listener's options, including
-                // the SO_RCVTIMEO we set only to wake the accept loop: clear
-                // it, or the echo loop's read() would time out.
-                let _ = conn.set_read_timeout(None);
+                // the SO_RCVTIMEO we set only to wake the accept loop:
+                // str_echo replaces it with its own (in the child or the
+                // thread, not here: this loop is the one every connection
+                // waits for).
                 let Some(peer) = addr.as_socket() else {
                     return Accepted::Again; // not an IP peer: impossible for TCP
                 };

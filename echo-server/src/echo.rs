@@ -57,16 +57,19 @@ pub fn str_echo(conn: impl AsFd, limits: Limits, buf: &mut [u8]) -> EchoEnd {
     let fd = conn.as_fd();
     let mut bytes: u64 = 0;
     let close_after = limits.close_after;
-    if let Some(idle) = limits.idle {
-        // SO_RCVTIMEO: a read() that waits this long without data returns
-        // EAGAIN instead of sleeping on (socket(7)). UNP 14.2 uses it for
-        // the same purpose. A failure here only means no timeout.
-        let tv = nix::sys::time::TimeVal::new(
-            idle.as_secs() as libc::time_t,
-            idle.subsec_micros() as libc::suseconds_t,
-        );
-        let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &tv);
-    }
+    // SO_RCVTIMEO: a read() that waits this long without data returns
+    // EAGAIN instead of sleeping on (socket(7)); UNP 14.2 uses it for the
+    // same purpose. The connection inherited the listener's (the accept
+    // loop's one-second wake-up, see listener.rs): set ours, the idle
+    // timeout or none (0: wait for ever). It cannot fail on a socket we
+    // hold; if it did, the inherited timeout would end the session after a
+    // second of silence, as a failed read.
+    let idle = limits.idle.unwrap_or_default();
+    let tv = nix::sys::time::TimeVal::new(
+        idle.as_secs() as libc::time_t,
+        idle.subsec_micros() as libc::suseconds_t,
+    );
+    let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &tv);
     loop {
         if close_after.is_some_and(|limit| bytes >= limit) {
             return EchoEnd::LimitReached { bytes };

@@ -12,8 +12,49 @@
 //! socket because the child serves it. The parent's close() does *not*
 //! send a FIN: the child's reference keeps the connection open. The FIN
 //! goes out only when the last reference is closed (UNP 4.8, figure 4.16).
+//!
+//! # What fork() and exit() cost, and why our parent is cheap to copy
+//!
+//! fork() copies the process *description*, not its memory
+//! (kernel/fork.c, dup_mm and dup_mmap): a new task, the descriptor
+//! table (the reason both hold both sockets), and one copy of each
+//! mapping (VMA, `/proc/PID/maps`: the program, the heap, the stack,
+//! each shared library) with its page-table entries for the pages that
+//! the parent has written (anonymous memory). Those pages are then
+//! shared, read-only in both processes: the first write to one by
+//! either process is a copy-on-write fault that copies it (4 KiB). The
+//! program's code is not copied at all: the child faults it in from the
+//! page cache as it runs. exit() undoes it all: every mapping unmapped,
+//! every page table freed, every descriptor closed (the FIN).
+//!
+//! So what a short connection costs, beyond the TCP work, grows with the
+//! number of mappings, with the pages the parent has written, with every
+//! page the parent writes between two forks (each is a fault, and a copy
+//! while the child still shares it), and with what the child does before
+//! its first read(). `bench` holds this server to a plain C fork server
+//! (UNP's tcpserv04, `bench/c/cfork.c`), measured in the same run; what
+//! each change bought, measured there:
+//!
+//! - the serve loop writes as few pages as it can: the SIGCHLD ring is
+//!   one page (signals.rs), nothing is allocated per connection, and the
+//!   children are counted, not kept in a table (the kernel lists them at
+//!   shutdown): the parent's page faults per connection went from 7.8 to
+//!   4.5 (C's: 3.8; 2,000 connections one after the other);
+//! - str_echo's buffer is a mapping the parent never touches
+//!   (ChildBuffer): nothing to copy at fork, and the child's read()
+//!   faults in a fresh page of its own instead of copying one;
+//! - the child resets no signal handler (three sigaction() calls before
+//!   its first read): the one handler both inherit asks whose process it
+//!   runs in (signals::stop_or_die); the connection's SO_RCVTIMEO is set
+//!   in the child, not in the loop every connection waits for;
+//! - the unwinder (libgcc_s) is linked in statically (build.rs): four
+//!   mappings fewer to copy at each fork and to tear down at each exit;
+//! - the release build is one LTO unit: less code, laid out closer, fewer
+//!   pages for each child to fault in.
+//!
+//! Not done, because it would no longer be this lesson: pre-forking a
+//! pool of children (UNP 30.6), or threads (see thread.rs).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use nix::errno::Errno;
@@ -37,25 +78,24 @@ use crate::{close, echo, signals};
 pub fn serve(listener: Socket, config: &Config) -> Summary {
     let pid = getpid().as_raw();
     let mut acceptor = Acceptor::new(pid, config.max_clients);
-    // Children forked and not yet reaped, with the client each one serves.
-    let mut live: HashMap<i32, SocketAddr> = HashMap::new();
+    // Children forked and not yet reaped: a count, not a table. The kernel
+    // keeps the list (which pids are ours, until we wait for them), and at
+    // shutdown we ask it (see reap_all). A table in our heap would be one
+    // more page written per connection, and after every fork() each page
+    // the parent writes costs it a copy-on-write fault.
+    let mut live: usize = 0;
     let mut summary = Summary::default();
-    // str_echo's buffer, allocated (and zeroed) once, before any fork. Each
-    // child inherits it copy-on-write and copies only the pages its read()
-    // writes into: a 32-byte line costs one page. A fresh 64 KiB buffer in
-    // each child cost 16 page faults just to zero it, the largest part of
-    // a short connection's cost (measured with `perf record -e page-faults`).
-    let mut buf = vec![0u8; echo::BUF_SIZE];
+    // str_echo's buffer, mapped once, before any fork, and never touched
+    // by the parent (see ChildBuffer).
+    let mut buf = ChildBuffer::map();
 
     let stop = loop {
         // Log what the SIGCHLD handler collected since we last looked.
-        for status in signals::take_reaped() {
-            log_reaped(pid, status, &mut live, &mut summary);
-        }
+        signals::take_reaped(|status| log_reaped(pid, status, &mut live, &mut summary));
         if let Some(signal) = signals::stop_requested() {
             break signal;
         }
-        let (conn, peer) = match acceptor.accept_one(&listener, live.len()) {
+        let (conn, peer) = match acceptor.accept_one(&listener, live) {
             Accepted::Connection(conn, peer) => (conn, peer),
             Accepted::Again => continue,
         };
@@ -64,9 +104,11 @@ pub fn serve(listener: Socket, config: &Config) -> Summary {
         // SAFETY: this process is single-threaded (see `serve`), so the child
         // starts with a consistent heap and no lock held by a vanished thread.
         match unsafe { fork() } {
-            Ok(ForkResult::Child) => serve_in_child(listener, conn, peer, pid, config, &mut buf),
+            Ok(ForkResult::Child) => {
+                serve_in_child(listener, conn, peer, pid, config, buf.as_mut())
+            }
             Ok(ForkResult::Parent { child }) => {
-                live.insert(child.as_raw(), peer);
+                live += 1;
                 events::emit(&Event::Accepted {
                     peer,
                     pid,
@@ -104,7 +146,7 @@ fn serve_in_child(
     config: &Config,
     buf: &mut [u8],
 ) -> ! {
-    signals::reset_in_child();
+    // No signal handler is reset here: see signals::stop_or_die.
     if config.die_with_parent {
         die_with_parent(parent);
     }
@@ -119,6 +161,54 @@ fn serve_in_child(
     unsafe { libc::_exit(0) }
 }
 
+/// str_echo's buffer for the children: an anonymous mapping of its own
+/// that the parent never writes.
+///
+/// At fork() the kernel copies the parent's page table entries for every
+/// page it has touched, and marks them copy-on-write (see the top of this
+/// file). A buffer the parent had zeroed (`vec![0; 64 KiB]`) was 16 such
+/// pages, copied at every fork; the child's read() then wrote into the
+/// first and paid a copy of it. Untouched, the mapping has no entries to
+/// copy, and the child's read() faults in a fresh zeroed page of its own.
+struct ChildBuffer {
+    ptr: std::ptr::NonNull<std::ffi::c_void>,
+}
+
+impl ChildBuffer {
+    fn map() -> ChildBuffer {
+        use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
+        let len = std::num::NonZeroUsize::new(echo::BUF_SIZE).expect("a non-zero size");
+        // SAFETY: a new private anonymous mapping aliases nothing of ours.
+        let ptr = unsafe {
+            mmap_anonymous(
+                None,
+                len,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_PRIVATE,
+            )
+        }
+        .unwrap_or_else(|errno| {
+            // ENOMEM at start-up: nothing can be served; say so and stop.
+            eprintln!("echo-server: mmap of the echo buffer: {}", errno.desc());
+            std::process::exit(1)
+        });
+        ChildBuffer { ptr }
+    }
+
+    fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the mapping is BUF_SIZE bytes, readable and writable, lives
+        // as long as `self`, and only this borrow reaches it.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().cast(), echo::BUF_SIZE) }
+    }
+}
+
+impl Drop for ChildBuffer {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours and no borrow of it outlives `self`.
+        let _ = unsafe { nix::sys::mman::munmap(self.ptr, echo::BUF_SIZE) };
+    }
+}
+
 /// `--die-with-parent`: ask for SIGTERM when the parent dies.
 ///
 /// Without it, a child whose parent is killed lives on: the kernel
@@ -126,7 +216,7 @@ fn serve_in_child(
 /// and it goes on serving its client; nobody will stop it but its client
 /// (or its own `--idle-timeout`). PR_SET_PDEATHSIG (prctl(2)) makes the
 /// kernel send us a signal when the thread that forked us exits. SIGTERM
-/// keeps its default action in the child (reset_in_child): we die, and
+/// acts as its default action in the child (signals::stop_or_die): we die, and
 /// the kernel closes our socket as exit does (a FIN to the client).
 ///
 /// The parent may already have died between fork() and this call; then
@@ -144,23 +234,21 @@ fn die_with_parent(parent: i32) {
 fn log_reaped(
     pid: i32,
     status: nix::sys::wait::WaitStatus,
-    live: &mut HashMap<i32, SocketAddr>,
+    live: &mut usize,
     summary: &mut Summary,
 ) {
     if let Some((child, status)) = ChildStatus::from_wait(status) {
-        live.remove(&child);
+        *live = live.saturating_sub(1);
         summary.reaped += 1;
         events::emit(&Event::Reaped { child, pid, status });
     }
 }
 
 /// Shutdown: collect the zombies, end the living children, wait for them.
-fn reap_all(pid: i32, live: &mut HashMap<i32, SocketAddr>, summary: &mut Summary) {
+fn reap_all(pid: i32, live: &mut usize, summary: &mut Summary) {
     // From here on we reap synchronously; the handler must not race with us.
     signals::block_caught(true);
-    for status in signals::take_reaped() {
-        log_reaped(pid, status, live, summary);
-    }
+    signals::take_reaped(|status| log_reaped(pid, status, live, summary));
     // Children that have exited but were never collected: zombies (with
     // --reap none or wait). Collect them now, and count them.
     while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
@@ -171,9 +259,13 @@ fn reap_all(pid: i32, live: &mut HashMap<i32, SocketAddr>, summary: &mut Summary
         log_reaped(pid, status, live, summary);
     }
     // The rest are still serving: ask them to stop (their SIGTERM has its
-    // default action again, see signals::reset_in_child) and wait for each.
-    for child in live.keys() {
-        let _ = kill(Pid::from_raw(*child), Signal::SIGTERM);
+    // default action, see signals::stop_or_die) and wait for each.
+    // Which are they? The kernel's list of our children
+    // (/proc/PID/task/TID/children, see echo_lab_cli::proc_stat): no child
+    // can leave it meanwhile, since only we reap them and the handler is
+    // blocked.
+    for child in echo_lab_cli::proc_stat::children(pid) {
+        let _ = kill(Pid::from_raw(child), Signal::SIGTERM);
     }
     loop {
         match waitpid(None, None) {
@@ -182,5 +274,5 @@ fn reap_all(pid: i32, live: &mut HashMap<i32, SocketAddr>, summary: &mut Summary
             Err(_) => break, // ECHILD: no children left
         }
     }
-    summary.zombies_left = live.len() as u64;
+    summary.zombies_left = *live as u64;
 }
