@@ -112,6 +112,7 @@ pub struct Size {
     pub crowd: usize,
     pub snapshot_rounds: usize,
     pub watch_seconds: f64,
+    pub latency_probes: usize,
 }
 
 impl Size {
@@ -127,7 +128,8 @@ impl Size {
             batch_rounds: 3,
             crowd: 10_000,
             snapshot_rounds: 21,
-            watch_seconds: 5.0,
+            watch_seconds: 30.0,
+            latency_probes: 20,
         }
     }
 
@@ -144,6 +146,7 @@ impl Size {
             crowd: 1_000,
             snapshot_rounds: 3,
             watch_seconds: 1.0,
+            latency_probes: 3,
         }
     }
 }

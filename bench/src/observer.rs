@@ -7,7 +7,7 @@
 //! filter, so the crowd matters even to a one-port snapshot.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -77,17 +77,96 @@ fn time_once(program: &str, args: &[String]) -> Result<f64> {
     Ok(start.elapsed().as_secs_f64() * 1e3)
 }
 
-/// CPU share (% of one core) of `observer watch` at its default interval
-/// over `seconds`.
-fn watch_cpu(observer: &Path, port: u16, seconds: f64) -> Result<f64> {
-    let port = port.to_string();
-    observer_cpu(observer, &["watch", "--port", &port, "--json"], seconds)
+/// A lesson at rest: echo-server and one connected echo-client whose
+/// standard input is a pipe nobody writes to (a student who has not typed
+/// yet). The watch sees a listener, both ends of a connection, and three
+/// processes: the server, its child, the client.
+struct Lesson {
+    server: lifecycle::echo::Server,
+    _client: lifecycle::echo::Client,
 }
 
-/// CPU share (% of one core) of `observer ARGS --duration SECONDS`: its
-/// user + system time, all threads, from the rusage of our reaped
-/// children (getrusage(RUSAGE_CHILDREN) before and after; nothing else of
-/// ours exits meanwhile). Start-up (and a lab's set-up) is included.
+impl Lesson {
+    fn start() -> Result<Lesson> {
+        let server = lifecycle::echo::Server::start(&[])?;
+        let client = lifecycle::echo::Client::start(server.addr, &[], Input::Pipe)?;
+        // Connected: the server has accepted and forked its child.
+        server.wait_event("accepted", Duration::from_secs(5))?;
+        Ok(Lesson {
+            server,
+            _client: client,
+        })
+    }
+
+    fn port(&self) -> u16 {
+        self.server.port()
+    }
+}
+
+/// CPU share (% of one core) of `observer watch` at its default interval
+/// over `seconds`, watching `port`, as root or (`as_nobody`) as the
+/// ordinary user nobody.
+fn watch_cpu(observer: &Path, port: u16, seconds: f64, as_nobody: bool) -> Result<f64> {
+    let port = port.to_string();
+    let args = ["watch", "--port", &port, "--json"];
+    if as_nobody {
+        let copy = NobodyCopy::of(observer)?;
+        let runuser = runuser()?;
+        let mut all = vec!["-u", "nobody", "--", copy.path()];
+        all.extend(args);
+        observer_cpu(Path::new(runuser), &all, seconds)
+    } else {
+        observer_cpu(observer, &args, seconds)
+    }
+}
+
+/// `runuser`, to run the observer as an ordinary user (util-linux).
+fn runuser() -> Result<&'static str> {
+    ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .ok_or_else(|| anyhow::anyhow!("runuser (util-linux) is not installed"))
+}
+
+/// A copy of the observer that the user nobody can run (the build
+/// directory may sit where nobody cannot enter, such as /root), removed
+/// when dropped.
+struct NobodyCopy {
+    dir: PathBuf,
+    file: String,
+}
+
+impl NobodyCopy {
+    fn of(observer: &Path) -> Result<NobodyCopy> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("echo-lab-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        let file = dir.join("observer");
+        std::fs::copy(observer, &file)?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))?;
+        Ok(NobodyCopy {
+            file: file.display().to_string(),
+            dir,
+        })
+    }
+
+    fn path(&self) -> &str {
+        &self.file
+    }
+}
+
+impl Drop for NobodyCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// CPU share (% of one core) of `PROGRAM ARGS --duration SECONDS` (the
+/// observer, or runuser running it): its user + system time, all threads,
+/// from the rusage of our reaped children (getrusage(RUSAGE_CHILDREN)
+/// before and after; nothing else of ours exits meanwhile). Start-up (and
+/// a lab's set-up) is included.
 fn observer_cpu(observer: &Path, args: &[&str], seconds: f64) -> Result<f64> {
     use nix::sys::resource::{UsageWho, getrusage};
     let cpu = || -> Result<f64> {
@@ -135,16 +214,13 @@ pub fn run(report: &mut Report, size: &Size) -> Result<()> {
 fn run_here(report: &mut Report, size: &Size) -> Result<()> {
     let observer = binaries()?.observer.clone();
     let observer_s = observer.display().to_string();
-    // A quiet port: a listener and one connection, the rest elsewhere.
-    let quiet = TcpListener::bind("127.0.0.1:0")?;
-    let port = quiet.local_addr()?.port();
-    let _quiet_client = TcpStream::connect(quiet.local_addr()?)?;
-    let _quiet_server = quiet.accept()?;
+    // The watched port: a lesson at rest. Everything else is elsewhere.
+    let lesson = Lesson::start()?;
+    let port = lesson.port();
 
-    // The watch with a small crowd first (the large one stays 60 s).
-    let small = crowd(100, 0)?;
-    push_watch_cpu(report, &observer, port, size.watch_seconds)?;
-    drop(small);
+    // The watch on an otherwise idle host first (the crowd stays 60 s).
+    push_watch_cpu(report, &observer, port, size.watch_seconds, 1.0)?;
+    first_line_latency(report, &observer, &lesson, size.latency_probes)?;
 
     // The lab left idle: two namespaces polled every 10 ms, a wire that
     // carries nothing. (It once busy-looped on a poll() timeout rounded
@@ -264,23 +340,137 @@ fn run_here(report: &mut Report, size: &Size) -> Result<()> {
         1.0,
     );
 
-    push_watch_cpu(report, &observer, port, size.watch_seconds)?;
+    push_watch_cpu(report, &observer, port, size.watch_seconds, 3.0)?;
     drop(crowd);
+    drop(lesson);
     Ok(())
 }
 
-/// The watch's CPU share with the sockets present now, as one row.
-fn push_watch_cpu(report: &mut Report, observer: &Path, port: u16, seconds: f64) -> Result<()> {
+/// The watch's CPU share with the sockets present now: as root and, when
+/// root, also as the ordinary user nobody (who cannot read other users'
+/// descriptors: the owners are not found, and cost nothing).
+fn push_watch_cpu(
+    report: &mut Report,
+    observer: &Path,
+    port: u16,
+    seconds: f64,
+    limit: f64,
+) -> Result<()> {
     let (n, _) = census();
-    let workload =
-        format!("observer watch --port P, default interval (10 ms), {n} TCP sockets present");
-    let cpu = watch_cpu(observer, port, seconds)?;
-    report.push(
+    let workload = format!(
+        "observer watch --port P (a lesson at rest on P), default interval, {n} TCP sockets present"
+    );
+    let root = nix::unistd::geteuid().is_root();
+    let name = if root {
+        "observer watch (root)"
+    } else {
+        "observer watch"
+    };
+    let cpu = watch_cpu(observer, port, seconds, false)?;
+    report.push(&workload, name, "% of a core", Better::Lower, cpu);
+    report.limit(
+        &format!("{name}, {n} sockets <= {limit}% of a core"),
         &workload,
-        "observer watch",
-        "% of a core",
-        Better::Lower,
-        cpu,
+        name,
+        limit,
+    );
+    if root {
+        let nobody = "observer watch (user nobody)";
+        let cpu = watch_cpu(observer, port, seconds, true)?;
+        report.push(&workload, nobody, "% of a core", Better::Lower, cpu);
+        report.limit(
+            &format!("{nobody}, {n} sockets <= {limit}% of a core"),
+            &workload,
+            nobody,
+            limit,
+        );
+    }
+    Ok(())
+}
+
+/// How long after a connect() its first line leaves the watch, with the
+/// watch calm (nothing moved for a while): `probes` connections to the
+/// lesson's server, 300 ms apart. The time is taken from just before
+/// connect() to the moment this process reads the line from the watch's
+/// standard output (a thread does nothing but read it).
+fn first_line_latency(
+    report: &mut Report,
+    observer: &Path,
+    lesson: &Lesson,
+    probes: usize,
+) -> Result<()> {
+    use std::io::BufRead;
+    use std::sync::mpsc;
+    let mut child = Command::new(observer)
+        .args(["watch", "--json", "--port", &lesson.port().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    lifecycle::interrupt::track(child.id() as i32);
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let (tx, rx) = mpsc::channel::<(Instant, String)>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    let result = (|| -> Result<Vec<f64>> {
+        // The first dump has answered once the listener's line is out.
+        lifecycle::wait::until("the watch's first lines", Duration::from_secs(5), || {
+            rx.recv_timeout(Duration::from_millis(50))
+                .ok()
+                .filter(|(_, l)| l.contains("LISTEN"))
+        })?;
+        let mut latencies = Vec::with_capacity(probes);
+        for _ in 0..probes {
+            // Calm again: the previous probe's lines are long out.
+            std::thread::sleep(Duration::from_millis(300));
+            while rx.try_recv().is_ok() {}
+            let started = Instant::now();
+            let stream = TcpStream::connect(lesson.server.addr)?;
+            let local = stream.local_addr()?.to_string();
+            let wanted = format!("\"local\":\"{local}\"");
+            let (at, _) = lifecycle::wait::until(
+                "the new connection's first line",
+                Duration::from_secs(5),
+                || {
+                    rx.recv_timeout(Duration::from_millis(50))
+                        .ok()
+                        .filter(|(_, l)| l.contains(&wanted))
+                },
+            )?;
+            latencies.push(at.duration_since(started).as_secs_f64() * 1e3);
+            drop(stream);
+        }
+        Ok(latencies)
+    })();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    lifecycle::interrupt::untrack(child.id() as i32);
+    let _ = reader.join();
+    let mut latencies = result?;
+    latencies.sort_by(f64::total_cmp);
+    let workload = "a new connection's first line, from connect() (the watch calm)";
+    for (name, value) in [
+        ("observer watch, median", latencies[latencies.len() / 2]),
+        ("observer watch, slowest", latencies[latencies.len() - 1]),
+    ] {
+        report.push(workload, name, "ms", Better::Lower, value);
+    }
+    report.limit(
+        "a new connection's first line within 20 ms of connect() (slowest)",
+        workload,
+        "observer watch, slowest",
+        20.0,
     );
     Ok(())
 }

@@ -42,14 +42,15 @@ impl Row {
     }
 }
 
-/// A target of the issue: `contender / against` on `workload`, at least
-/// (Higher) or at most (Lower) `bound`.
+/// A target of the issue: `contender / against` on `workload` (or, with
+/// no `against`, the contender's own median), at least (Higher) or at
+/// most (Lower) `bound`.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub what: String,
     pub workload: String,
     pub contender: String,
-    pub against: String,
+    pub against: Option<String>,
     pub bound: f64,
 }
 
@@ -123,7 +124,19 @@ impl Report {
             what: what.into(),
             workload: workload.into(),
             contender: contender.into(),
-            against: against.into(),
+            against: Some(against.into()),
+            bound,
+        });
+    }
+
+    /// A target on the contender's own median (`% of a core`, `ms`), not a
+    /// ratio.
+    pub fn limit(&mut self, what: &str, workload: &str, contender: &str, bound: f64) {
+        self.targets.push(Target {
+            what: what.into(),
+            workload: workload.into(),
+            contender: contender.into(),
+            against: None,
             bound,
         });
     }
@@ -146,9 +159,13 @@ impl Report {
         self.ratio_of(&row.workload, &row.contender, peer)
     }
 
-    /// (ratio, met) of a target; None if either side was not measured.
+    /// (ratio or value, met) of a target; None if either side was not
+    /// measured.
     fn check(&self, t: &Target) -> Option<(f64, bool)> {
-        let ratio = self.ratio_of(&t.workload, &t.contender, &t.against)?;
+        let ratio = match &t.against {
+            Some(against) => self.ratio_of(&t.workload, &t.contender, against)?,
+            None => self.row(&t.workload, &t.contender)?.median(),
+        };
         let better = self.row(&t.workload, &t.contender)?.better;
         let met = match better {
             Better::Higher => ratio >= t.bound,
@@ -188,7 +205,7 @@ impl Report {
             );
         }
         if !self.targets.is_empty() {
-            out += "\ntargets (ratios of medians, this run):\n";
+            out += "\ntargets (ratios of medians, or medians, this run):\n";
             for t in &self.targets {
                 let better = self.row(&t.workload, &t.contender).map(|r| r.better);
                 let sign = if better == Some(Better::Lower) {
@@ -295,8 +312,15 @@ mod tests {
         r.peer("w", "peer");
         r.target("ours >= 2x peer", "w", "ours", "peer", 2.0);
         r.target("ours >= 4x peer", "w", "ours", "peer", 4.0);
+        for v in [0.9, 1.1, 0.8] {
+            r.push("cpu", "watch", "%", Better::Lower, v);
+        }
+        r.limit("watch <= 1%", "cpu", "watch", 1.0);
+        r.limit("watch <= 0.5%", "cpu", "watch", 0.5);
         assert_eq!(r.check(&r.targets[0]), Some((3.0, true)));
         assert_eq!(r.check(&r.targets[1]), Some((3.0, false)));
+        assert_eq!(r.check(&r.targets[2]), Some((0.9, true)));
+        assert_eq!(r.check(&r.targets[3]), Some((0.9, false)));
         let text = r.text();
         assert!(text.contains("MISSED"), "{text}");
         assert!(text.contains("3.00"), "{text}");

@@ -1,4 +1,5 @@
-//! Echo servers side by side: echo-server (fork, thread), socat, ncat.
+//! Echo servers side by side: echo-server (fork, thread), socat, ncat,
+//! and a plain C fork server (`bench/c/cfork.c`, UNP's tcpserv04).
 //!
 //! Every contender listens on its own free loopback port; the workloads
 //! run round by round, each round visiting every contender in turn, so a
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use lifecycle::bins::binaries;
+use lifecycle::interrupt::TempFile;
 use lifecycle::spawn::{Input, Proc};
 
 use crate::report::{Better, Report};
@@ -82,12 +84,41 @@ fn probe(addr: SocketAddr) -> Result<()> {
     Ok(())
 }
 
+/// The C fork server's source, built into the bench (`bench/c/cfork.c`).
+const CFORK_C: &str = include_str!("../c/cfork.c");
+
+/// The C fork server, compiled now with the system's `cc -O2` into a
+/// temporary file (removed when the returned guards are dropped).
+fn build_cfork() -> Result<(TempFile, TempFile)> {
+    let dir = std::env::temp_dir();
+    let source = TempFile::new(dir.join(format!("echo-lab-cfork-{}.c", std::process::id())));
+    let binary = TempFile::new(dir.join(format!("echo-lab-cfork-{}", std::process::id())));
+    std::fs::write(&source.0, CFORK_C)?;
+    let out = lifecycle::spawn::output_tracked(
+        std::process::Command::new("cc")
+            .arg("-O2")
+            .arg("-o")
+            .arg(&binary.0)
+            .arg(&source.0)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    )?;
+    ensure!(
+        out.status.success(),
+        "cc cfork.c: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok((source, binary))
+}
+
 /// The peers a user would pick, then ours. Missing programs are skipped
-/// with a line in the report.
+/// with a line in the report. The C fork server's files live as long as
+/// `keep`.
 pub fn contenders(
     report: &mut Report,
     held: usize,
     extra: &[(String, String)],
+    keep: &mut Vec<TempFile>,
 ) -> Result<Vec<Contender>> {
     let mut all = Vec::new();
     if installed("socat") {
@@ -126,6 +157,16 @@ pub fn contenders(
             .skipped
             .push("ncat: not installed (apt-get install ncat)".into());
     }
+    if installed("cc") {
+        let (source, binary) = build_cfork()?;
+        let program = binary.0.display().to_string();
+        keep.extend([source, binary]);
+        all.push(contender(CFORK, &program, &["{port}"])?);
+    } else {
+        report
+            .skipped
+            .push("the C fork server: no C compiler (apt-get install gcc)".into());
+    }
     all.push(ours("fork")?);
     all.push(ours("thread")?);
     for (name, cmd) in extra {
@@ -137,12 +178,14 @@ pub fn contenders(
 }
 
 pub const SOCAT: &str = "socat fork EXEC:cat";
+pub const CFORK: &str = "C fork server (UNP tcpserv04)";
 pub const FORK: &str = "echo-server --mode fork";
 pub const THREAD: &str = "echo-server --mode thread";
 
 /// Every workload on every contender, `size.rounds` rounds.
 pub fn run(report: &mut Report, size: &Size, extra: &[(String, String)]) -> Result<()> {
-    let servers = contenders(report, size.held, extra)?;
+    let mut keep = Vec::new();
+    let servers = contenders(report, size.held, extra, &mut keep)?;
     let rate = |threads: usize| {
         format!("connection rate: connect, 32-byte echo, close; {threads} client thread(s)")
     };
@@ -255,6 +298,13 @@ pub fn run(report: &mut Report, size: &Size, extra: &[(String, String)]) -> Resu
             FORK,
             SOCAT,
             6.0,
+        );
+        report.target(
+            &format!("fork conn/s >= 1.0x the C fork server ({threads} thread(s))"),
+            &rate(threads),
+            FORK,
+            CFORK,
+            1.0,
         );
         report.target(
             &format!("thread conn/s >= 1.5x fork ({threads} thread(s))"),
