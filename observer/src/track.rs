@@ -170,8 +170,9 @@ impl Tracker {
             .find(|t| t.view.info.cookie == info.cookie)
         {
             tracked.destroyed = Some((now, info.tcp_info));
-            if info.remote.port() == 0 {
-                // tcp_disconnect cleared the address: an abortive close.
+            // tcp_disconnect cleared the address: an abortive close. (A
+            // listener never had a remote address: its end is no reset.)
+            if info.remote.port() == 0 && tracked.view.info.state != TcpState::Listen {
                 tracked.reset_sent = true;
                 self.reset_senders.insert(tracked.view.info.local, now);
             }
@@ -962,6 +963,26 @@ mod tests {
         assert_eq!(missed.certain, vec![TcpState::CloseWait, TcpState::LastAck]);
         let line = gone.human(Style::plain());
         assert!(line.contains("closed normally, its other end is in TIME_WAIT (CLOSE_WAIT, then LAST_ACK not seen: < 10 ms)"), "{line}");
+    }
+
+    /// A listener's destroy notification has no remote address, as it
+    /// never had one: its end is a listener closed, not a reset.
+    #[test]
+    fn a_closed_listener_is_not_a_reset() {
+        let start = Instant::now();
+        let mut t = Tracker::new(start, Some(6666));
+        let owners = Owners::default();
+        t.poll(
+            at(start, 0),
+            vec![sock(L, ANY, TcpState::Listen, 1)],
+            &owners,
+        );
+        t.destroyed(at(start, 5), sock(L, ANY, TcpState::Close, 1));
+        let events = t.poll(at(start, 10), vec![], &owners);
+        let line = events[0].human(Style::plain());
+        assert!(line.contains("LISTEN -> destroyed after"), "{line}");
+        assert!(line.contains("(listener closed)"), "{line}");
+        assert!(!line.contains("RST"), "{line}");
     }
 
     /// A TIME_WAIT first seen with 32.9 s left had been there 27.1 s: its

@@ -146,9 +146,12 @@ impl Event {
                                 abrupt(state)
                             )
                         };
+                        // A listener never carried data: no counters to read.
                         match tcp {
-                            Some(t) => format!("{base}; {}", counters(t, sock.role, Fins::Unknown)),
-                            None => base,
+                            Some(t) if state != TcpState::Listen => {
+                                format!("{base}; {}", counters(t, sock.role, Fins::Unknown))
+                            }
+                            _ => base,
                         }
                     }
                     Gone::PassiveClose { missed, tcp } => {
