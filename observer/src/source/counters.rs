@@ -41,23 +41,32 @@ pub struct Counters {
     buf: Vec<u8>,
 }
 
-/// One reading: sockstat's `inuse` and `tw`, and the `Tcp:` MIB values,
+/// One reading: sockstat's `inuse` and `tw`, and the `Tcp:` MIB's line,
 /// each when it was asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Reading {
     sockstat: Option<[u64; 2]>,
-    segments: Option<Vec<u64>>,
+    segments: Option<MibLine>,
 }
+
+/// The values of the `Tcp:` line, byte for byte: whether any moved is all
+/// we ask, so they are compared, not parsed (and not allocated: this is
+/// read every poll).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MibLine {
+    bytes: [u8; MIB_LINE],
+    len: usize,
+}
+
+/// Room for the line: 15 counters of up to 20 digits each.
+const MIB_LINE: usize = 320;
 
 impl Reading {
     /// Did nothing move since `base`? Every part read now must have been
     /// read then, with the same values.
     pub fn same_as(&self, base: &Reading) -> bool {
         let sockstat = self.sockstat.is_none_or(|v| base.sockstat == Some(v));
-        let segments = self
-            .segments
-            .as_ref()
-            .is_none_or(|v| base.segments.as_ref() == Some(v));
+        let segments = self.segments.is_none_or(|v| base.segments == Some(v));
         (self.sockstat.is_some() || self.segments.is_some()) && sockstat && segments
     }
 }
@@ -94,22 +103,18 @@ impl Counters {
     }
 }
 
-/// The values of the second `Tcp:` line of /proc/net/snmp (the first
-/// names them), without the four constants that open it (RtoAlgorithm,
-/// RtoMin, RtoMax, MaxConn).
-fn tcp_mib(text: &[u8]) -> Option<Vec<u64>> {
+/// The second `Tcp:` line of /proc/net/snmp (the first names the fields),
+/// as it is: RtoAlgorithm, RtoMin, RtoMax and MaxConn (constants), then
+/// the counters.
+fn tcp_mib(text: &[u8]) -> Option<MibLine> {
     let line = text
         .split(|&b| b == b'\n')
         .filter(|l| l.starts_with(b"Tcp:"))
         .nth(1)?;
-    let values = std::str::from_utf8(line).ok()?;
-    Some(
-        values
-            .split_whitespace()
-            .skip(5)
-            .filter_map(|v| v.parse().ok())
-            .collect(),
-    )
+    let mut bytes = [0u8; MIB_LINE];
+    let len = line.len().min(MIB_LINE);
+    bytes[..len].copy_from_slice(&line[..len]);
+    Some(MibLine { bytes, len })
 }
 
 /// `TCP: inuse 4 orphan 1 tw 0 alloc 5 mem 66` -> [inuse, tw].
@@ -138,12 +143,17 @@ mod tests {
     const SOCKSTAT: &str =
         "sockets: used 12\nTCP: inuse 4 orphan 1 tw 7 alloc 5 mem 66\nUDP: inuse 0 mem 0\n";
 
+    /// The values' line is the second `Tcp:` line; one counter moved is a
+    /// different line.
     #[test]
-    fn the_tcp_mib_line_from_active_opens_on() {
+    fn the_tcp_mib_line_is_the_values_line() {
+        let line = tcp_mib(SNMP.as_bytes()).unwrap();
         assert_eq!(
-            tcp_mib(SNMP.as_bytes()).unwrap(),
-            vec![57, 29, 3, 1, 2, 1880, 1893, 0, 0, 9, 0]
+            &line.bytes[..line.len],
+            b"Tcp: 1 200 120000 -1 57 29 3 1 2 1880 1893 0 0 9 0"
         );
+        let moved = SNMP.replace(" 1880 ", " 1881 ");
+        assert_ne!(tcp_mib(moved.as_bytes()), Some(line));
     }
 
     #[test]
