@@ -19,6 +19,7 @@
 //! - [`track`]: dumps and process readings in, events out.
 //! - [`source`]: the poll, the tracepoint, a recording read back.
 //! - [`view`]: the text lines, the JSON lines, the recorder.
+//! - [`tui`]: `observer tui`, the same events as a picture.
 //! - [`watch`]: `observer watch`, the loop from the sources to a view.
 //! - [`exact`]: `--exact`, every transition from the kernel's tracepoint.
 //! - [`render`]: colours, durations, tables.
@@ -44,5 +45,6 @@ pub mod snapshot;
 pub mod source;
 pub mod tcp_state;
 pub mod track;
+pub mod tui;
 pub mod view;
 pub mod watch;

@@ -9,6 +9,7 @@ use echo_lab_cli::{at_least, between, duration, duration_between};
 use observer::diag::{DiagSocket, Query};
 use observer::render::Style;
 use observer::source::replay;
+use observer::tui::{self, app::App};
 use observer::view::View;
 use observer::view::record::{self, Header, Recorder};
 use observer::view::text::TextView;
@@ -29,6 +30,9 @@ Examples:
   sudo observer --exact --record hs.jsonl   every transition, kept in a file
   observer replay hs.jsonl          print a recording as the watch printed it
   observer replay hs.jsonl --speed 0.001   ...paced: 100 us of the recording take 100 ms
+  observer tui                      the watch as a picture: the state diagram, live
+  observer replay hs.jsonl --tui    step through a recording, arrow by arrow
+  sudo observer lab --tui --pcap wire.pcap   the lab as a picture; its segments for Wireshark
 
 Exit status: 0 when stopped (Ctrl-C, SIGTERM, --duration), 1 when the kernel
 cannot be asked or a recording cannot be read (one line says why), 2 for a
@@ -65,6 +69,9 @@ enum Command {
     Lab(LabArgs),
     /// Play back a recording made with --record, as the watch printed it.
     Replay(ReplayArgs),
+    /// The watch as a picture: the state diagram with the real sockets on
+    /// it, the timeline, the processes; pause and step through it.
+    Tui(WatchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -78,6 +85,10 @@ struct ReplayArgs {
     /// 0.001 turns 100 microseconds into 100 ms.
     #[arg(long, value_name = "X", value_parser = parse_speed)]
     speed: Option<f64>,
+    /// Show it in the tui, paused at the start: step through it event by
+    /// event (left, right), or play it (space) at --speed.
+    #[arg(long, conflicts_with = "json")]
+    tui: bool,
 }
 
 /// `--speed`: a factor between a thousandth of a thousandth and a thousand.
@@ -126,6 +137,14 @@ struct LabArgs {
     /// Also write every event to FILE as JSON lines, for `observer replay`.
     #[arg(long, value_name = "FILE")]
     record: Option<std::path::PathBuf>,
+    /// Also write every TCP segment that enters the wire to FILE, as a pcap
+    /// capture (tcpdump -r FILE, Wireshark), with its real timestamp.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<std::path::PathBuf>,
+    /// Show it as a picture: both hosts' sockets on the state diagram, the
+    /// segments on the wire beside them.
+    #[arg(long, conflicts_with = "json")]
+    tui: bool,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -345,7 +364,9 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string())
         }
         Command::Lab(args) => return run_lab(args, style),
+        Command::Replay(args) if args.tui => return run_replay_tui(&args),
         Command::Replay(args) => run_replay(&args, style),
+        Command::Tui(args) => return run_tui(args),
         Command::KernelEcho(args) => {
             let text = args.message.as_deref().unwrap_or(kernel_echo::GREETING);
             kernel_echo::explain(text)
@@ -389,6 +410,9 @@ fn run_lab(args: LabArgs, style: Style) -> ExitCode {
                 Ok(r) => r,
                 Err(code) => return code,
             };
+            if args.tui && !stdout_is_terminal() {
+                return usage_error("--tui needs a terminal (standard output is not one)");
+            }
             let _ = stop::install();
             let options = lab::Options {
                 name: args.name,
@@ -398,7 +422,21 @@ fn run_lab(args: LabArgs, style: Style) -> ExitCode {
                 seed: args.seed,
                 interval: args.interval,
                 duration: args.duration,
+                pcap: args.pcap,
+                quiet: args.tui,
             };
+            if args.tui {
+                let interval = options.interval;
+                return in_tui(App::live(interval), move |tx, quit| {
+                    let mut channel = tui::ChannelView(tx);
+                    let mut views: Vec<&mut dyn View> = vec![&mut channel];
+                    views.extend(recorder.as_mut().map(|r| r as &mut dyn View));
+                    lab::run(&options, &mut observer::view::Tee(views), &|| {
+                        quit() || stop::requested().is_some()
+                    })
+                    .map_err(|e| e.to_string())
+                });
+            }
             let mut text = TextView::new(args.json, style, std::io::stdout().lock());
             let mut views: Vec<&mut dyn View> = vec![&mut text];
             views.extend(recorder.as_mut().map(|r| r as &mut dyn View));
@@ -451,33 +489,151 @@ fn filter_json(filter: &Filter) -> serde_json::Value {
     })
 }
 
-fn run_watch(args: WatchArgs, style: Style) -> ExitCode {
+/// One line on stderr and exit status 2, as a usage error from clap would.
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("observer: {message}");
+    ExitCode::from(2)
+}
+
+fn stdout_is_terminal() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stdout())
+}
+
+/// Run `source` on a thread of its own, feeding the tui on this one, until
+/// the tui quits (q, Ctrl-C, SIGTERM) or the source fails. `source` gets
+/// the channel to send its events on and a function that says when to stop.
+fn in_tui<F>(app: App, source: F) -> ExitCode
+where
+    F: FnOnce(std::sync::mpsc::Sender<tui::Msg>, &dyn Fn() -> bool) -> Result<(), String>
+        + Send
+        + 'static,
+{
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let quit = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let tx = tx.clone();
+        let quit = Arc::clone(&quit);
+        std::thread::spawn(move || {
+            let result = source(tx.clone(), &|| quit.load(Ordering::Relaxed));
+            let _ = tx.send(tui::Msg::Ended(result.err()));
+        })
+    };
+    let shown = tui::run(app, tx, rx, &|| stop::requested().is_some());
+    // The terminal is restored; now stop the source and wait for it (it
+    // removes what it made: a tracefs instance, the lab's namespaces).
+    quit.store(true, Ordering::Relaxed);
+    let _ = thread.join();
+    match shown {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(failure)) => {
+            eprintln!("observer: {failure}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("observer: the terminal: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `observer tui`: the watch, as a picture.
+fn run_tui(args: WatchArgs) -> ExitCode {
+    if args.filter.json {
+        return usage_error("--json has no meaning in the tui (use `observer watch --json`)");
+    }
+    if !stdout_is_terminal() {
+        return usage_error("tui needs a terminal (standard output is not one)");
+    }
+    let header = watch_header(&args);
+    let mut recorder = match open_recorder(args.record.as_deref(), &header) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let _ = stop::install();
+    let options = watch_options(args, true);
+    in_tui(App::live(options.interval), move |tx, quit| {
+        let mut channel = tui::ChannelView(tx);
+        let mut views: Vec<&mut dyn View> = vec![&mut channel];
+        views.extend(recorder.as_mut().map(|r| r as &mut dyn View));
+        watch::run(&options, &mut observer::view::Tee(views), &|| {
+            quit() || stop::requested().is_some()
+        })
+        .map_err(|e| e.to_string())
+    })
+}
+
+/// `observer replay FILE --tui`: paused at the start.
+fn run_replay_tui(args: &ReplayArgs) -> ExitCode {
+    let recording = match replay::read(&args.file) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("observer: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !stdout_is_terminal() {
+        return usage_error("--tui needs a terminal (standard output is not one)");
+    }
+    let _ = stop::install();
+    let name = args
+        .file
+        .file_name()
+        .map_or(args.file.display().to_string(), |n| {
+            n.to_string_lossy().into_owned()
+        });
+    let mut app = App::replay(recording.events, name);
+    if let Some(speed) = args.speed {
+        app.speed = speed;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    match tui::run(app, tx, rx, &|| stop::requested().is_some()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("observer: the terminal: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn watch_header(args: &WatchArgs) -> Header {
     let mut sources = vec!["poll", "destroy", "proc"];
     if args.exact {
         sources.push("trace");
     }
-    let header = Header {
+    Header {
         command: "watch".to_string(),
         kernel: record::kernel_release(),
         filter: filter_json(&args.filter),
         interval: args.interval,
         sources: sources.into_iter().map(String::from).collect(),
-    };
-    let mut recorder = match open_recorder(args.record.as_deref(), &header) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    // Ctrl-C and SIGTERM end the watch cleanly (see echo_lab_cli::stop).
-    let _ = stop::install();
-    let options = watch::Options {
+    }
+}
+
+fn watch_options(args: WatchArgs, quiet: bool) -> watch::Options {
+    watch::Options {
         query: args.filter.query(),
         interval: args.interval,
         pids: args.pids,
         duration: args.duration,
         netns: args.filter.netns,
         exact: args.exact,
+        quiet,
+    }
+}
+
+fn run_watch(args: WatchArgs, style: Style) -> ExitCode {
+    let header = watch_header(&args);
+    let mut recorder = match open_recorder(args.record.as_deref(), &header) {
+        Ok(r) => r,
+        Err(code) => return code,
     };
-    let mut text = TextView::new(args.filter.json, style, std::io::stdout().lock());
+    // Ctrl-C and SIGTERM end the watch cleanly (see echo_lab_cli::stop).
+    let _ = stop::install();
+    let json = args.filter.json;
+    let options = watch_options(args, false);
+    let mut text = TextView::new(json, style, std::io::stdout().lock());
     let mut views: Vec<&mut dyn View> = vec![&mut text];
     views.extend(recorder.as_mut().map(|r| r as &mut dyn View));
     match watch::run(&options, &mut observer::view::Tee(views), &|| {

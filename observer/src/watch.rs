@@ -39,6 +39,9 @@ pub struct Options {
     pub netns: Option<String>,
     /// Also read the kernel's tracepoint (root): every transition.
     pub exact: bool,
+    /// Say nothing on stderr (the tui owns the terminal): what would be
+    /// said goes on the timeline as a note.
+    pub quiet: bool,
 }
 
 /// How many slow polls in a row before the timeline says the sampling
@@ -96,27 +99,37 @@ pub fn run(
     let start_mono = crate::exact::monotonic_now();
     let tracker = Tracker::new(start, options.query.port);
     let mut poller = Poller::open(options.netns.as_deref(), tracker, options.pids.clone())?;
+    // What the watch has to say besides the timeline: on stderr, or (quiet)
+    // as notes on the timeline.
+    let mut said: Vec<Event> = Vec::new();
+    let mut say = |text: String| {
+        if options.quiet {
+            said.push(Event::new(start.elapsed(), Kind::Note { text }));
+        } else {
+            eprintln!("observer: {text}");
+        }
+    };
     let mut exact = None;
     if options.exact {
         match Exact::start(options.query.port, start_mono) {
             Ok(e) => {
                 if e.instance.mounted {
-                    eprintln!(
-                        "observer: mounted tracefs on {} (it keeps no state; left mounted)",
+                    say(format!(
+                        "mounted tracefs on {} (it keeps no state; left mounted)",
                         crate::exact::TRACEFS
-                    );
+                    ));
                 }
-                eprintln!(
-                    "observer: --exact: tracing sock:inet_sock_set_state in tracefs instance {}",
+                say(format!(
+                    "--exact: tracing sock:inet_sock_set_state in tracefs instance {}",
                     e.instance.name()
-                );
+                ));
                 exact = Some(e);
             }
-            Err(why) => eprintln!("observer: {}; running as the sampling observer", why.0),
+            Err(why) => say(format!("{}; running as the sampling observer", why.0)),
         }
     }
     let mut timeline = Reorder {
-        pending: Vec::new(),
+        pending: said,
         // Tracepoint lines arrive a few milliseconds late; hold everything
         // that long so both sources come out in order.
         window: if exact.is_some() {
@@ -140,7 +153,15 @@ pub fn run(
         let now = Instant::now();
         let polled = poller.poll(now, &options.query)?;
         if polled.owners_hidden && !warned_hidden {
-            eprintln!("observer: not root: owners of other users' sockets are not shown");
+            let text = "not root: owners of other users' sockets are not shown";
+            if options.quiet {
+                timeline.push(vec![Event::new(
+                    now - start,
+                    Kind::Note { text: text.into() },
+                )]);
+            } else {
+                eprintln!("observer: {text}");
+            }
             warned_hidden = true;
         }
         timeline.push(polled.events);
@@ -151,7 +172,7 @@ pub fn run(
         if !ready.is_empty() && !view.show(&ready) {
             return Ok(());
         }
-        if !announced {
+        if !announced && !options.quiet {
             // After the first dump, so that a harness waiting for this line
             // knows the kernel answered and the watch is live.
             announced = true;
@@ -240,8 +261,11 @@ fn wait_for_destroys(
         // wake 0.6 ms early and wait again: two wake-ups per poll.
         let ms = left.as_nanos().div_ceil(1_000_000).min(1000) as i32;
         let timeout = nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX);
-        if !matches!(nix::poll::poll(&mut fds, timeout), Ok(n) if n > 0) {
-            continue;
+        match nix::poll::poll(&mut fds, timeout) {
+            // The deadline came (the timeout was rounded up to reach it).
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(_) => continue, // EINTR: a signal; the loop looks at stop()
         }
         let drained = socket.drain();
         let at = Instant::now();

@@ -78,12 +78,20 @@ fn every_path_and_flag_in_the_docs_is_real() {
     helps.insert("echo-server", help(&bins.server, &[]));
     helps.insert("echo-client", help(&bins.client, &[]));
     helps.insert("lifecycle", help(&lifecycle_bin, &[]));
-    let observer_help = ["watch", "snapshot", "explain", "kernel-echo", "lab"]
-        .iter()
-        .map(|sub| help(&bins.observer, &[sub]))
-        .chain([help(&bins.observer, &["lab", "exec"])])
-        .collect::<Vec<_>>()
-        .join("\n");
+    let observer_help = [
+        "watch",
+        "snapshot",
+        "explain",
+        "kernel-echo",
+        "lab",
+        "replay",
+        "tui",
+    ]
+    .iter()
+    .map(|sub| help(&bins.observer, &[sub]))
+    .chain([help(&bins.observer, &["lab", "exec"])])
+    .collect::<Vec<_>>()
+    .join("\n");
     helps.insert("observer", observer_help);
 
     let mut problems = Vec::new();

@@ -157,3 +157,67 @@ fn labs_leave_the_hosts_hash_setting_alone() {
     }
     assert_eq!(std::fs::read_to_string(SYSCTL).unwrap(), before);
 }
+
+/// `--pcap`: tcpdump reads the capture, and it holds as many segments as
+/// the ladder showed (the handshake, a line each way, the teardown).
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn the_labs_capture_holds_every_segment_the_ladder_showed() {
+    setup();
+    needs_root("network namespaces");
+    let dir =
+        crate::TempDir(std::env::temp_dir().join(format!("echo-lab-pcap-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let pcap = dir.0.join("wire.pcap");
+    let lab = LabRun::start(&["--delay", "20ms", "--pcap", pcap.to_str().unwrap()]).unwrap();
+    let bins = binaries().unwrap();
+    let server = lab
+        .exec("server", &bins.server, &["--bind", "0.0.0.0"], Input::Null)
+        .unwrap();
+    server
+        .stdout
+        .wait_for("listening", T, |l| {
+            l.iter().any(|x| x.starts_with("listening")).then_some(())
+        })
+        .unwrap();
+    let mut client = lab
+        .exec("client", &bins.client, &["10.66.0.2"], Input::Pipe)
+        .unwrap();
+    client.write_stdin(b"hello\n").unwrap();
+    client
+        .stdout
+        .wait_for("the echo", T, |l| {
+            l.iter().any(|x| x == "hello").then_some(())
+        })
+        .unwrap();
+    client.close_stdin();
+    client.wait_exit(T).unwrap();
+    // The teardown's last segments: the client's end in TIME_WAIT.
+    use lifecycle::observer::Timeline;
+    lab.wait_for("the client's end in TIME_WAIT", T, |e| {
+        e.str("ns") == "client" && e.str("state") == "TIME_WAIT"
+    })
+    .unwrap();
+    let events = lab.stop().unwrap();
+    let ladder = events
+        .iter()
+        .filter(|e| e.str("event") == "segment")
+        .count();
+    let out = std::process::Command::new("tcpdump")
+        .args(["-r", pcap.to_str().unwrap(), "-n"])
+        .output()
+        .expect("tcpdump (apt-get install tcpdump) reads the capture");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = String::from_utf8_lossy(&out.stdout);
+    let captured = lines.lines().filter(|l| l.contains(" IP ")).count();
+    assert!(
+        ladder >= 10,
+        "a handshake, an echo and a teardown: {ladder}"
+    );
+    assert_eq!(captured, ladder, "tcpdump read:\n{lines}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("link-type RAW"));
+}

@@ -9,6 +9,7 @@ mod exact;
 mod lab;
 mod lessons;
 mod observer;
+mod tui;
 mod tutorial;
 
 use std::sync::Once;

@@ -4,9 +4,10 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
+use lifecycle::bins::binaries;
 use lifecycle::echo::{Client, Server};
 use lifecycle::observer::{EventExt, Observer, Timeline, snapshot};
-use lifecycle::spawn::Input;
+use lifecycle::spawn::{Input, Proc};
 use lifecycle::wait;
 use serde_json::Value;
 
@@ -661,4 +662,123 @@ fn a_reset_is_named_on_both_ends() {
             })
             .unwrap();
     }
+}
+
+/// A watch recorded with `--record` replays to the very lines it printed;
+/// `--json` to the very objects.
+#[test]
+fn a_recording_replays_to_the_lines_the_watch_printed() {
+    setup();
+    let dir =
+        crate::TempDir(std::env::temp_dir().join(format!("echo-lab-rec-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let file = dir.0.join("watch.jsonl");
+    let server = Server::start(&["--close-delay", "300ms"]).unwrap();
+    let port = server.port().to_string();
+    let mut watch = Proc::spawn(
+        &binaries().unwrap().observer,
+        ["watch", "--port", &port, "--record", file.to_str().unwrap()],
+        Input::Null,
+    )
+    .unwrap();
+    watch
+        .stderr
+        .wait_for("watching", T, |l| {
+            l.iter()
+                .any(|x| x.starts_with("observer: watching"))
+                .then_some(())
+        })
+        .unwrap();
+    let out = Client::run(server.addr, &[], b"hello\n", T).unwrap();
+    assert!(out.status.success());
+    watch
+        .stdout
+        .wait_for("the client's TIME_WAIT", T, |l| {
+            l.iter().any(|x| x.contains("TIME_WAIT")).then_some(())
+        })
+        .unwrap();
+    watch.signal(nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(watch.wait_exit(T).unwrap().success());
+    let live = watch.stdout.text();
+    let replay = |args: &[&str]| {
+        let mut all = vec!["replay", file.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let mut p = Proc::spawn(&binaries().unwrap().observer, &all, Input::Null).unwrap();
+        assert!(p.wait_exit(T).unwrap().success(), "{}", p.stderr.text());
+        p.stdout.text()
+    };
+    assert_eq!(replay(&[]), live);
+    let json = replay(&["--json"]);
+    let recorded = std::fs::read_to_string(&file).unwrap();
+    let events: Vec<&str> = recorded.lines().skip(1).collect();
+    assert_eq!(json.lines().collect::<Vec<_>>(), events);
+    let _ = server.stop();
+}
+
+/// A damaged recording, or one from another version, is one error line
+/// naming the line, exit status 1, and nothing printed; a --record file
+/// that cannot be created is a usage error (2), before anything starts.
+#[test]
+fn a_damaged_recording_is_one_line_naming_the_line() {
+    setup();
+    let dir =
+        crate::TempDir(std::env::temp_dir().join(format!("echo-lab-bad-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let good = std::fs::read_to_string(
+        crate::repo_root().join("tutorial/recordings/handshake-exact.jsonl"),
+    )
+    .unwrap();
+    let mut lines: Vec<&str> = good.lines().collect();
+    lines[3] = "{\"t\": 1.5, \"event\": \"state\"";
+    let cases = [
+        ("damaged.jsonl", lines.join("\n"), "line 4: not a JSON line"),
+        (
+            "missing.jsonl",
+            good.lines()
+                .take(2)
+                .chain(["{\"t\": 2.0, \"event\": \"gone\"}"])
+                .collect::<Vec<_>>()
+                .join("\n"),
+            "line 3: no field `final`",
+        ),
+        (
+            "version.jsonl",
+            good.replacen("\"version\":1", "\"version\":9", 1),
+            "line 1: a recording of format version 9",
+        ),
+        ("empty.jsonl", String::new(), "empty: not a recording"),
+        (
+            "text.jsonl",
+            "hello\n".into(),
+            "line 1: the first line is not",
+        ),
+    ];
+    for (name, text, says) in cases {
+        let path = dir.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        let mut p = Proc::spawn(
+            &binaries().unwrap().observer,
+            ["replay", path.to_str().unwrap()],
+            Input::Null,
+        )
+        .unwrap();
+        let status = p.wait_exit(T).unwrap();
+        let stderr = p.stderr.text();
+        assert_eq!(status.code(), Some(1), "{name}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
+        assert!(stderr.contains(says), "{name}: {stderr}");
+        assert!(p.stdout.text().is_empty(), "{name} printed half a replay");
+    }
+    let mut p = Proc::spawn(
+        &binaries().unwrap().observer,
+        ["--record", "/nonexistent/dir/x.jsonl", "--duration", "1s"],
+        Input::Null,
+    )
+    .unwrap();
+    assert_eq!(
+        p.wait_exit(T).unwrap().code(),
+        Some(2),
+        "{}",
+        p.stderr.text()
+    );
 }

@@ -66,6 +66,7 @@ lessons! {
     lesson_08_many_clients => "08-many-clients.md",
     lesson_09_when_things_go_wrong => "09-when-things-go-wrong.md",
     lesson_10_grading => "10-grading.md",
+    lesson_11_picture => "11-picture.md",
     zh_lesson_01_three_terminals => "zh/01-three-terminals.md",
     zh_lesson_02_netlink_structures => "zh/02-netlink-structures.md",
     zh_lesson_03_asking_for_sockets => "zh/03-asking-for-sockets.md",

@@ -21,6 +21,7 @@
 //! processes left inside included; a lab left by a killed run is removed
 //! at the next start.
 
+pub mod capture;
 pub mod delay;
 pub mod segment;
 pub mod setup;
@@ -51,16 +52,38 @@ pub struct Options {
     pub seed: u64,
     pub interval: Duration,
     pub duration: Option<Duration>,
+    /// Also write every TCP segment entering the wire to this pcap file.
+    pub pcap: Option<std::path::PathBuf>,
+    /// Say nothing on stderr (the tui owns the terminal): notes go on the
+    /// timeline instead.
+    pub quiet: bool,
 }
 
 /// A program next to this one (target/debug/echo-server), for the
-/// commands we print; the bare name if it is not there.
+/// commands we print: its bare name if that is what the PATH finds (or if
+/// it is not there at all), else its whole path.
 fn sibling(name: &str) -> String {
-    std::env::current_exe()
+    let beside = std::env::current_exe()
         .ok()
         .and_then(|exe| Some(exe.parent()?.join(name)))
-        .filter(|p| p.exists())
-        .map_or(name.to_string(), |p| p.display().to_string())
+        .filter(|p| p.exists());
+    let Some(beside) = beside else {
+        return name.to_string();
+    };
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.exists())
+    });
+    let same = |a: &std::path::Path, b: &std::path::Path| {
+        a.canonicalize()
+            .ok()
+            .is_some_and(|a| b.canonicalize().ok() == Some(a))
+    };
+    match on_path {
+        Some(found) if same(&found, &beside) => name.to_string(),
+        _ => beside.display().to_string(),
+    }
 }
 
 /// One side of the lab, seen through inet_diag (a netlink socket opened
@@ -117,6 +140,15 @@ pub fn run(
     let names = Names {
         prefix: options.name.clone(),
     };
+    // The capture file first: a path that cannot be written stops us
+    // before anything is built.
+    let mut pcap = match &options.pcap {
+        Some(path) => Some(
+            capture::Capture::create(path)
+                .map_err(|e| LabError::Usage(format!("--pcap {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
     let stale = clean_stale(&names)?;
     let lab = Lab::create(names.clone())?;
     if let Some(n) = options.syn_linear_timeouts {
@@ -143,11 +175,17 @@ pub fn run(
     ];
     let mut wire = DelayLine::new(options.delay, options.loss_percent, options.seed);
     let mut ladder = Ladder::default();
-    if let Some(note) = stale {
-        eprintln!("observer: {note}");
-    }
     view.show(&[announce(options, &names)]);
-    eprintln!("observer: lab {} ready", names.prefix);
+    if let Some(note) = stale {
+        if options.quiet {
+            view.show(&[Event::new(start.elapsed(), Kind::Note { text: note })]);
+        } else {
+            eprintln!("observer: {note}");
+        }
+    }
+    if !options.quiet {
+        eprintln!("observer: lab {} ready", names.prefix);
+    }
 
     let mut next_poll = Instant::now();
     let mut buf = vec![0u8; 65536];
@@ -194,6 +232,13 @@ pub fn run(
                 let packet = buf[..n].to_vec();
                 let at = Instant::now();
                 let segment = Segment::parse(&packet);
+                if let (Some(capture), Some(_)) = (pcap.as_mut(), &segment) {
+                    // The segment as it enters the wire, lost or not: what a
+                    // tap on the sending host would capture.
+                    if let Err(e) = capture.write(&packet) {
+                        return Err(LabError::Setup(format!("--pcap: {e}")));
+                    }
+                }
                 let fate = wire.enter(dir, packet, segment.is_some(), at);
                 if let Some(segment) = segment {
                     let t = micros(at - start);

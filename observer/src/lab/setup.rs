@@ -37,13 +37,16 @@ pub enum LabError {
     NoLab(String),
     #[error("{0}")]
     Setup(String),
+    /// A flag's value cannot be used (a --pcap file that cannot be created).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl LabError {
     /// 2 when the user must change how it is run (root), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            LabError::NotRoot => 2,
+            LabError::NotRoot | LabError::Usage(_) => 2,
             _ => 1,
         }
     }
