@@ -109,13 +109,18 @@ pub fn serve(listener: Socket, config: &Config) -> Summary {
             }
             Ok(ForkResult::Parent { child }) => {
                 live += 1;
+                // The parent closes the connected socket: the child owns it.
+                // At once, before anything else: while the parent holds its
+                // reference, the child may serve the client, and exit, and
+                // the parent's close() would then be the last one, doing
+                // the connection's whole close (the FIN) on the loop every
+                // connection waits for.
+                drop(conn);
                 events::emit(&Event::Accepted {
                     peer,
                     pid,
                     handler: Handler::Child(child.as_raw()),
                 });
-                // The parent closes the connected socket: the child owns it.
-                drop(conn);
             }
             Err(errno) => {
                 // EAGAIN (process limit) or ENOMEM: drop this client, go on.
