@@ -16,6 +16,8 @@ pub struct Stat {
     /// R running, S sleeping, D uninterruptible, T stopped, Z zombie, ...
     pub state: char,
     pub ppid: i32,
+    /// Field 5: the process group (a shell's job; `setpgid`).
+    pub pgrp: i32,
     /// Field 22: when it started, in clock ticks after boot. A zombie
     /// keeps it; its exit time is nowhere in /proc.
     pub starttime: u64,
@@ -29,13 +31,15 @@ pub fn parse(pid: i32, line: &str) -> Option<Stat> {
     let mut fields = line[close + 1..].split_whitespace();
     let state = fields.next()?.chars().next()?;
     let ppid = fields.next()?.parse().ok()?;
-    // ppid was field 4; starttime is field 22, 18 further on.
-    let starttime = fields.nth(17)?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    // pgrp was field 5; starttime is field 22, 17 further on.
+    let starttime = fields.nth(16)?.parse().ok()?;
     Some(Stat {
         pid,
         comm,
         state,
         ppid,
+        pgrp,
         starttime,
     })
 }

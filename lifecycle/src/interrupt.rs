@@ -28,6 +28,8 @@ pub fn wait_for_cleanup() -> ! {
     }
 }
 static TEMP_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// The grader's cgroups, parents before children.
+static CGROUPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -54,6 +56,39 @@ pub fn track_file(path: PathBuf) {
 
 pub fn untrack_file(path: &PathBuf) {
     lock(&TEMP_FILES).retain(|p| p != path);
+}
+
+/// A cgroup directory was made / removed (grade::sandbox).
+pub fn track_cgroup(path: PathBuf) {
+    lock(&CGROUPS).push(path);
+}
+
+pub fn untrack_cgroup(path: &PathBuf) {
+    lock(&CGROUPS).retain(|p| p != path);
+}
+
+/// Kill every process in each cgroup we made and remove it, children
+/// first.
+fn remove_cgroups() {
+    for dir in lock(&CGROUPS).iter().rev() {
+        crate::wait::within(std::time::Duration::from_secs(2), || {
+            let members: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect();
+            for pid in &members {
+                let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+            }
+            // Reap what we killed, so that the cgroup empties.
+            while let Ok(
+                nix::sys::wait::WaitStatus::Exited(..) | nix::sys::wait::WaitStatus::Signaled(..),
+            ) = nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+            {
+            }
+            std::fs::remove_dir(dir).ok()
+        });
+    }
 }
 
 /// A temporary file that removes itself when dropped, even when the work
@@ -108,6 +143,7 @@ pub fn cleanup_on_signal() {
         for path in lock(&TEMP_FILES).iter() {
             let _ = std::fs::remove_file(path);
         }
+        remove_cgroups();
         // Reap what we killed (we are their parent, or their subreaper).
         while nix::sys::wait::waitpid(None, None).is_ok() {}
         eprintln!(

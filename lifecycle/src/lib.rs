@@ -11,7 +11,8 @@
 //! - [`echo`]: handles on an echo-server and echo-clients.
 //! - [`lab`]: `observer lab` (root), its namespaces and its timeline.
 //! - [`observer`]: a live `observer watch --json` and snapshots.
-//! - [`grade`]: `--server-cmd`, checks for any echo server.
+//! - [`grade`]: `--server-cmd`, `--client-cmd`, `lifecycle grade`: checks
+//!   for any echo server and client, a whole class isolated.
 //! - [`interrupt`]: Ctrl-C stops everything and removes temporary files.
 //! - [`isolate`]: a network namespace of one's own for a piece of work.
 //! - [`procfs`]: process state, parent and wchan from /proc; subreaping.

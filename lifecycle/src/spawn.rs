@@ -26,9 +26,18 @@ use crate::procfs;
 pub struct Capture {
     state: Mutex<(Vec<u8>, bool)>,
     grew: Condvar,
+    /// The program wrote more than [`Capture::LIMIT`].
+    flooded: std::sync::atomic::AtomicBool,
 }
 
 impl Capture {
+    /// The most we keep of one program's output: the largest echo a check
+    /// asks for (10 MB) and room to spare. A program that writes more (a
+    /// student's loop printing forever) has its pipe closed under it: its
+    /// next write fails with EPIPE, or SIGPIPE ends it, and the harness's
+    /// memory stays bounded.
+    pub const LIMIT: usize = 32 << 20;
+
     fn start(mut pipe: impl Read + Send + 'static) -> Arc<Capture> {
         let capture = Arc::new(Capture::default());
         let writer = Arc::clone(&capture);
@@ -37,7 +46,14 @@ impl Capture {
             loop {
                 let n = pipe.read(&mut buf).unwrap_or(0);
                 let mut state = writer.state.lock().unwrap();
-                if n == 0 {
+                let room = Capture::LIMIT - state.0.len();
+                if n == 0 || n > room {
+                    if n > room {
+                        state.0.extend_from_slice(&buf[..room]);
+                        writer
+                            .flooded
+                            .store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
                     state.1 = true;
                     writer.grew.notify_all();
                     return;
@@ -47,6 +63,12 @@ impl Capture {
             }
         });
         capture
+    }
+
+    /// Did the program write more than [`Capture::LIMIT`] (and so lose
+    /// its pipe)?
+    pub fn flooded(&self) -> bool {
+        self.flooded.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Everything captured so far.

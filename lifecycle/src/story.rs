@@ -261,12 +261,32 @@ pub fn describe(event: &Value) -> String {
     }
 }
 
-/// How a scenario ended.
+/// How a scenario (or a grading check) ended.
 #[derive(Debug, Clone)]
 pub enum Verdict {
     Pass,
     Fail(Failure),
     Skipped(String),
+    /// Passed, with something worth knowing that is not a fault: a
+    /// lockstep client never has data in flight at EOF, so it never needs
+    /// the half-close it does not do.
+    Finding(String),
+    /// Could not run (the server never listened, the build failed, the
+    /// submission was stopped): not a pass.
+    NotRun(String),
+}
+
+impl Verdict {
+    /// One word for tables: `PASS`, `FAIL`, `SKIPPED`, `NOTE`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail(_) => "FAIL",
+            Verdict::Skipped(_) => "SKIPPED",
+            Verdict::Finding(_) => "NOTE",
+            Verdict::NotRun(_) => "NOT RUN",
+        }
+    }
 }
 
 /// A finished scenario.
@@ -280,7 +300,7 @@ pub struct Report {
 
 impl Report {
     pub fn passed(&self) -> bool {
-        !matches!(self.verdict, Verdict::Fail(_))
+        !matches!(self.verdict, Verdict::Fail(_) | Verdict::NotRun(_))
     }
 
     /// The narrated timeline and the verdict.
@@ -303,6 +323,12 @@ impl Report {
             }
             Verdict::Skipped(why) => {
                 let _ = writeln!(out, "SKIPPED {}: {why}", self.name);
+            }
+            Verdict::Finding(what) => {
+                let _ = writeln!(out, "NOTE {} ({wall}): {what}", self.name);
+            }
+            Verdict::NotRun(why) => {
+                let _ = writeln!(out, "NOT RUN {}: {why}", self.name);
             }
             Verdict::Fail(f) => {
                 let _ = writeln!(
@@ -334,6 +360,8 @@ impl Report {
         let (verdict, reason, evidence) = match &self.verdict {
             Verdict::Pass => ("pass", Value::Null, Value::Null),
             Verdict::Skipped(why) => ("skipped", json!(why), Value::Null),
+            Verdict::Finding(what) => ("note", Value::Null, json!(what)),
+            Verdict::NotRun(why) => ("not-run", json!(why), Value::Null),
             Verdict::Fail(f) => ("fail", json!(f.expectation), json!(f.evidence)),
         };
         let timeline: Vec<Value> = self

@@ -654,25 +654,14 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diag::Timer;
     use crate::render::Style;
     use serde_json::{Value, json};
 
     fn sock(local: &str, remote: &str, state: TcpState, cookie: u64) -> SockInfo {
         SockInfo {
-            family: crate::layout::AF_INET,
             state,
-            local: local.parse().unwrap(),
-            remote: remote.parse().unwrap(),
-            recv_q: 0,
-            send_q: 0,
-            timer: Timer::Off,
-            expires_ms: 0,
-            retrans: 0,
-            uid: 0,
-            inode: 0,
             cookie,
-            tcp_info: None,
+            ..SockInfo::wanted(local.parse().unwrap(), remote.parse().unwrap())
         }
     }
 

@@ -77,7 +77,10 @@ fn every_path_and_flag_in_the_docs_is_real() {
     let mut helps: HashMap<&str, String> = HashMap::new();
     helps.insert("echo-server", help(&bins.server, &[]));
     helps.insert("echo-client", help(&bins.client, &[]));
-    helps.insert("lifecycle", help(&lifecycle_bin, &[]));
+    helps.insert(
+        "lifecycle",
+        help(&lifecycle_bin, &[]) + &help(&lifecycle_bin, &["grade"]),
+    );
     let observer_help = [
         "watch",
         "snapshot",

@@ -116,7 +116,8 @@ fn grading_passes_echo_server_with_defaults() {
     }
 }
 
-/// The lifecycle command line: list, unknown scenario, bad --server-cmd.
+/// The lifecycle command line: list, unknown scenario, bad --server-cmd,
+/// --client-cmd or grade arguments.
 #[test]
 fn the_command_line_lists_and_refuses_clearly() {
     setup();
@@ -134,6 +135,9 @@ fn the_command_line_lists_and_refuses_clearly() {
     for args in [
         &["--scenario", "nope"][..],
         &["--server-cmd", "cat"],
+        &["--client-cmd", "cat {host}"],
+        &["grade", "-j", "0"],
+        &["grade", "--server-cmd", "x"],
         &["--bogus"],
     ] {
         let mut p = Proc::spawn(bin, args, Input::Null).unwrap();

@@ -6,6 +6,7 @@
 mod docs;
 mod echo_pair;
 mod exact;
+mod grading;
 mod lab;
 mod lessons;
 mod observer;

@@ -63,6 +63,10 @@ impl Timer {
     }
 }
 
+/// The `idiag_ext` bit asking for `struct tcp_info` (INET_DIAG_INFO = 2;
+/// bit `1 << (INET_DIAG_INFO - 1)`, include/uapi/linux/inet_diag.h).
+pub const EXT_INFO: u8 = 1 << (2 - 1);
+
 /// What to ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {

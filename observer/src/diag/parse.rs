@@ -108,6 +108,31 @@ pub struct TcpInfoLite {
 }
 
 impl SockInfo {
+    /// A question for [`DiagSocket::lookup`](super::DiagSocket::lookup):
+    /// the socket whose own address is `local` and whose peer is `remote`
+    /// (only the family and the 4-tuple are used).
+    pub fn wanted(local: SocketAddr, remote: SocketAddr) -> SockInfo {
+        SockInfo {
+            family: if local.is_ipv4() {
+                layout::AF_INET
+            } else {
+                layout::AF_INET6
+            },
+            state: TcpState::Established,
+            local,
+            remote,
+            recv_q: 0,
+            send_q: 0,
+            timer: Timer::Off,
+            expires_ms: 0,
+            retrans: 0,
+            uid: 0,
+            inode: 0,
+            cookie: 0,
+            tcp_info: None,
+        }
+    }
+
     /// Parse the payload of a SOCK_DIAG_BY_FAMILY message.
     pub fn parse(payload: &[u8]) -> Result<SockInfo, DiagError> {
         if payload.len() < msg::LAYOUT.size {

@@ -8,13 +8,14 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use observer::diag::{DiagSocket, Query};
 use observer::tcp_state::TcpState;
 
+use super::{Check, Jail, Outcome, Setting, free_port, not_run, run_check};
 use crate::echo::Client;
 use crate::procfs;
 use crate::random_bytes;
@@ -22,7 +23,7 @@ use crate::spawn::{Input, Proc};
 use crate::story::{Failure, PATIENCE, Report, Story, Verdict};
 
 /// A running server under grading.
-struct Candidate {
+pub struct Candidate {
     proc: Proc,
     addr: SocketAddr,
     /// The process holding the listening socket (the shell's exec target,
@@ -30,86 +31,105 @@ struct Candidate {
     pid: i32,
 }
 
-/// One check against a running candidate: passed (`None`), does not
-/// apply to this server (`Some(why)`), or failed.
-type Check = fn(&mut Story, &Candidate) -> Result<Option<String>, Failure>;
+/// The checks after `start`, in order: name, what it checks, the check.
+pub const CHECKS: [(&str, &str, Check<Candidate>); 6] = [
+    (
+        "echo",
+        "small, large and binary data come back byte for byte",
+        |s, c| check_echo(s, c).map(|()| Outcome::Pass),
+    ),
+    (
+        "many-clients",
+        "20 clients at once, each gets its own data back",
+        |s, c| check_many(s, c).map(|()| Outcome::Pass),
+    ),
+    (
+        "zombies",
+        "no zombie children after 5 simultaneous closes",
+        check_zombies,
+    ),
+    (
+        "reset",
+        "a client's RST does not stop the server",
+        |s, c| check_reset(s, c).map(|()| Outcome::Pass),
+    ),
+    ("alive", "still serving after all that", |s, c| {
+        check_alive(s, c).map(|()| Outcome::Pass)
+    }),
+    (
+        "sigterm",
+        "SIGTERM: it exits, leaving no process behind",
+        |s, c| check_sigterm(s, c).map(|()| Outcome::Pass),
+    ),
+];
 
-/// Run every check; one report each, so one failure does not hide another.
+/// Every check's name, `start` first: the columns of a class's table.
+pub fn check_names() -> Vec<&'static str> {
+    std::iter::once("start")
+        .chain(CHECKS.iter().map(|(name, ..)| *name))
+        .collect()
+}
+
+/// Grade the server `cmd` where it stands, with no jail: one report per
+/// check, `start` first.
 pub fn grade(cmd: &str) -> Vec<Report> {
+    grade_in(Setting::here(&Jail::none()), cmd)
+}
+
+/// The same, run in the student's folder and jail.
+pub fn grade_in(setting: Setting<'_>, cmd: &str) -> Vec<Report> {
     let start = Instant::now();
     let mut story = Story::new();
-    let candidate = match start_candidate(&mut story, cmd) {
+    let about = format!("start `{cmd}` and see it listen");
+    let candidate = match start_candidate(&mut story, setting, cmd) {
         Ok(c) => c,
         Err(failure) => {
-            return vec![Report {
+            let mut reports = vec![Report {
                 name: "start".to_string(),
-                about: format!("start `{cmd}` and see it listen"),
+                about,
                 verdict: Verdict::Fail(failure),
                 wall: start.elapsed(),
                 story,
             }];
+            for (name, about, _) in CHECKS {
+                reports.push(not_run(name, about, "the server did not start"));
+            }
+            return reports;
         }
     };
     let mut reports = vec![Report {
         name: "start".to_string(),
-        about: format!("start `{cmd}` and see it listen"),
+        about,
         verdict: Verdict::Pass,
         wall: start.elapsed(),
         story,
     }];
-    let checks: [(&str, &str, Check); 6] = [
-        (
-            "echo",
-            "small, large and binary data come back byte for byte",
-            |s, c| check_echo(s, c).map(|()| None),
-        ),
-        (
-            "many-clients",
-            "20 clients at once, each gets its own data back",
-            |s, c| check_many(s, c).map(|()| None),
-        ),
-        (
-            "zombies",
-            "no zombie children after 5 simultaneous closes",
-            check_zombies,
-        ),
-        (
-            "reset",
-            "a client's RST does not stop the server",
-            |s, c| check_reset(s, c).map(|()| None),
-        ),
-        ("alive", "still serving after all that", |s, c| {
-            check_alive(s, c).map(|()| None)
-        }),
-        (
-            "sigterm",
-            "SIGTERM: it exits, leaving no process behind",
-            |s, c| check_sigterm(s, c).map(|()| None),
-        ),
-    ];
-    for (name, about, check) in checks {
-        let start = Instant::now();
-        let mut story = Story::new();
-        let verdict = match check(&mut story, &candidate) {
-            Ok(None) => Verdict::Pass,
-            Ok(Some(why)) => Verdict::Skipped(why),
-            Err(f) => Verdict::Fail(f),
-        };
-        reports.push(Report {
-            name: name.to_string(),
-            about: about.to_string(),
-            verdict,
-            wall: start.elapsed(),
-            story,
-        });
+    for (name, about, check) in CHECKS {
+        if let Some(why) = setting.halted() {
+            reports.push(not_run(name, about, &why));
+            continue;
+        }
+        let mut report = run_check(name, about, &candidate, check);
+        flood_note(&mut report, &candidate.proc);
+        reports.push(report);
     }
     drop(candidate);
     reports
 }
 
-fn free_port() -> Result<u16, Failure> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(anyhow::Error::from)?;
-    Ok(listener.local_addr().map_err(anyhow::Error::from)?.port())
+/// A failure by a server that flooded its output says so: the grader
+/// stopped reading at [`Capture::LIMIT`](crate::spawn::Capture::LIMIT),
+/// and its next write met EPIPE or SIGPIPE.
+fn flood_note(report: &mut Report, proc: &Proc) {
+    if let Verdict::Fail(failure) = &mut report.verdict {
+        if proc.stdout.flooded() || proc.stderr.flooded() {
+            failure.evidence.push_str(&format!(
+                "\n(it wrote more than {} MiB of output: the grader stopped reading it, and its \
+                 next write met EPIPE or SIGPIPE)",
+                crate::spawn::Capture::LIMIT >> 20
+            ));
+        }
+    }
 }
 
 /// The pid holding a socket listening on `port`, per inet_diag and /proc.
@@ -126,13 +146,14 @@ fn listener_owner(port: u16) -> Option<i32> {
     owners.of(listener.inode).iter().map(|o| o.pid).min()
 }
 
-fn start_candidate(story: &mut Story, cmd: &str) -> Result<Candidate, Failure> {
+fn start_candidate(
+    story: &mut Story,
+    setting: Setting<'_>,
+    cmd: &str,
+) -> Result<Candidate, Failure> {
     let port = free_port()?;
     let line = cmd.replace("{port}", &port.to_string());
-    let mut command = Command::new("/bin/sh");
-    // exec: the server replaces the shell, so signals reach it directly.
-    command.arg("-c").arg(format!("exec {line}"));
-    let mut proc = Proc::spawn_command(command, Input::Null)?;
+    let mut proc = Proc::spawn_command(setting.command(&line), Input::Null)?;
     story
         .outputs
         .push((line.clone(), proc.stdout.clone(), proc.stderr.clone()));
@@ -147,15 +168,24 @@ fn start_candidate(story: &mut Story, cmd: &str) -> Result<Candidate, Failure> {
         Some(Err(status)) => {
             return Err(Failure {
                 expectation: format!("the server listens on port {port}"),
-                evidence: format!("it exited with {status}: {}", proc.stderr.text()),
+                evidence: format!(
+                    "it exited ({status}) without listening: {}",
+                    crate::spawn::tail(proc.stderr.text().trim(), 5)
+                ),
             });
         }
         None => {
             return Err(Failure {
                 expectation: format!("the server listens on port {port} (within {PATIENCE:?})"),
                 evidence: format!(
-                    "inet_diag shows no LISTEN socket there; stderr: {}",
-                    proc.stderr.text()
+                    "inet_diag shows no LISTEN socket there; {}{}. (A socket that is bound but \
+                     never listen()ed is in no table inet_diag walks, and the kernel answers a \
+                     SYN to its port with an RST: was listen() forgotten?)",
+                    super::doing(proc.pid()),
+                    match proc.stderr.text().trim() {
+                        "" => String::new(),
+                        text => format!("; its stderr: {}", crate::spawn::tail(text, 5)),
+                    }
                 ),
             });
         }
@@ -278,7 +308,16 @@ fn server_ends(port: u16) -> (usize, HashSet<i32>) {
 /// server end. A server that serves in its own process (threads, select)
 /// has no child to reap, and the check says so instead of passing
 /// silently; one whose children we never see fails.
-fn check_zombies(story: &mut Story, c: &Candidate) -> Result<Option<String>, Failure> {
+///
+/// Whether five SIGCHLDs merge into one depends on timing: a server that
+/// calls wait() once per signal passes when each child's signal comes
+/// alone. A grade must not depend on timing, so the grader stops the
+/// server (SIGSTOP) while the five children exit: their five SIGCHLDs
+/// arrive while it cannot run and become one pending signal (standard
+/// signals are not queued, UNP 5.9), as the lesson's `five-clients`
+/// scenario does. On SIGCONT its handler runs once: a loop of
+/// waitpid(-1, WNOHANG) reaps all five, a single wait() one of them.
+fn check_zombies(story: &mut Story, c: &Candidate) -> Result<Outcome, Failure> {
     let before: HashSet<i32> = procfs::children(c.pid).iter().map(|p| p.pid).collect();
     let client = Client::start(c.addr, &["--connections", "5"], Input::Pipe)?;
     client.connected()?;
@@ -315,7 +354,7 @@ fn check_zombies(story: &mut Story, c: &Candidate) -> Result<Option<String>, Fai
                 ),
             );
             client.finish(PATIENCE)?;
-            return Ok(Some(format!(
+            return Ok(Outcome::Skipped(format!(
                 "pid {} serves in its own process ({threads} threads): it has no child to reap",
                 c.pid
             )));
@@ -344,22 +383,39 @@ fn check_zombies(story: &mut Story, c: &Candidate) -> Result<Option<String>, Fai
             c.pid
         ),
     );
+    let stopped = Stopped::stop(c.pid)?;
+    story.say(
+        "harness",
+        format!(
+            "SIGSTOP to pid {}: its children's SIGCHLDs will wait, merged, until SIGCONT",
+            c.pid
+        ),
+    );
     client.finish(PATIENCE)?;
     story.say("client", "closed its 5 connections at the same moment");
-    // Each child either disappears (reaped) or turns Z; once all have,
-    // the parent gets a moment to reap the zombies.
+    // Each child either disappears (reaped: SIGCHLD ignored, or a
+    // thread of the server's waits) or turns Z, while the server is
+    // stopped.
     let settled = |pids: &HashSet<i32>| {
         pids.iter()
             .all(|&p| procfs::info(p).is_none_or(|i| i.state == 'Z'))
     };
     crate::wait::within(PATIENCE, || settled(&serving).then_some(()));
+    drop(stopped);
+    story.say(
+        "harness",
+        format!("the 5 children have exited; SIGCONT to pid {}", c.pid),
+    );
     let zombies_now = || -> Vec<i32> {
-        serving
+        let mut zombies: Vec<i32> = serving
             .iter()
             .copied()
             .filter(|&p| procfs::info(p).is_some_and(|i| i.state == 'Z'))
-            .collect()
+            .collect();
+        zombies.sort_unstable();
+        zombies
     };
+    // Its handler gets a moment to run once it is scheduled again.
     let zombies = crate::wait::within(Duration::from_secs(2), || {
         zombies_now().is_empty().then(Vec::new)
     })
@@ -370,14 +426,32 @@ fn check_zombies(story: &mut Story, c: &Candidate) -> Result<Option<String>, Fai
         zombies.is_empty(),
         || {
             format!(
-                "zombies: {} children of pid {} left in state Z after 5 simultaneous closes: {:?}",
+                "zombies: {} children of pid {} left in state Z after 5 simultaneous closes: {:?}; {}",
                 zombies.len(),
                 c.pid,
-                zombies
+                zombies,
+                zombie_hint(c.pid)
             )
         },
     )?;
-    Ok(None)
+    Ok(Outcome::Pass)
+}
+
+/// A process stopped with SIGSTOP, continued (SIGCONT) when dropped,
+/// whatever happens in between.
+struct Stopped(i32);
+
+impl Stopped {
+    fn stop(pid: i32) -> Result<Stopped, Failure> {
+        nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGSTOP).map_err(anyhow::Error::from)?;
+        Ok(Stopped(pid))
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(self.0), Signal::SIGCONT);
+    }
 }
 
 fn check_reset(story: &mut Story, c: &Candidate) -> Result<(), Failure> {
@@ -413,26 +487,36 @@ fn check_alive(story: &mut Story, c: &Candidate) -> Result<(), Failure> {
     echo_once(story, c, "one more client", "poll", b"last one\n")
 }
 
+/// How long a server has to exit after SIGTERM.
+const SIGTERM_GRACE: Duration = Duration::from_secs(5);
+
 fn check_sigterm(story: &mut Story, c: &Candidate) -> Result<(), Failure> {
     let descendants: Vec<i32> = procfs::descendants(c.pid).iter().map(|p| p.pid).collect();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.pid), Signal::SIGTERM)
-        .map_err(anyhow::Error::from)?;
+    nix::sys::signal::kill(Pid::from_raw(c.pid), Signal::SIGTERM).map_err(anyhow::Error::from)?;
     story.say("harness", format!("SIGTERM to pid {}", c.pid));
-    crate::wait::within(PATIENCE, || {
-        procfs::info(c.pid)
-            .is_none_or(|p| p.state == 'Z')
-            .then_some(())
-    });
-    story.check(
-        "/proc",
-        "it exited",
-        procfs::info(c.pid).is_none_or(|p| p.state == 'Z'),
-        || format!("{:?} still running", procfs::info(c.pid)),
-    )?;
-    let left: Vec<i32> = descendants
-        .into_iter()
-        .filter(|&p| procfs::info(p).is_some_and(|i| i.state != 'Z'))
-        .collect();
+    let gone = |pid: i32| procfs::info(pid).is_none_or(|p| p.state == 'Z');
+    crate::wait::within(SIGTERM_GRACE, || gone(c.pid).then_some(()));
+    if !gone(c.pid) {
+        let doing = super::doing(c.pid);
+        let disposition = sigterm_disposition(c.pid);
+        // Nothing more to learn from it: SIGKILL it and its children now
+        // rather than after the harness's own grace period.
+        for pid in std::iter::once(c.pid).chain(descendants.iter().copied()) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        return Err(Failure {
+            expectation: format!("it exits on SIGTERM (within {SIGTERM_GRACE:?})"),
+            evidence: format!(
+                "{SIGTERM_GRACE:?} after SIGTERM it still runs, {doing}; {disposition}. The grader \
+                 then killed it (SIGKILL, which cannot be caught or ignored)"
+            ),
+        });
+    }
+    story.check("/proc", "it exited", true, String::new)?;
+    // A child whose client has just closed may still be on its way out.
+    let still = || -> Vec<i32> { descendants.iter().copied().filter(|&p| !gone(p)).collect() };
+    crate::wait::within(Duration::from_secs(2), || still().is_empty().then_some(()));
+    let left = still();
     story.check(
         "/proc",
         "none of its processes is left",
@@ -441,4 +525,68 @@ fn check_sigterm(story: &mut Story, c: &Candidate) -> Result<(), Failure> {
     )?;
     let _ = c.proc.stdout.wait_closed(Duration::from_secs(1));
     Ok(())
+}
+
+/// What a process does with a signal, from the masks in
+/// `/proc/PID/status` (SigIgn, SigCgt, SigBlk: bit N-1 for signal N).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disposition {
+    Ignored,
+    Caught,
+    Blocked,
+    Default,
+}
+
+fn disposition(pid: i32, signal: i32) -> Disposition {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let mask = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    let bit = 1u64 << (signal - 1);
+    if mask("SigIgn:") & bit != 0 {
+        Disposition::Ignored
+    } else if mask("SigCgt:") & bit != 0 {
+        Disposition::Caught
+    } else if mask("SigBlk:") & bit != 0 {
+        Disposition::Blocked
+    } else {
+        Disposition::Default
+    }
+}
+
+/// Why a server still has SIGTERM after its grace period, in words.
+fn sigterm_disposition(pid: i32) -> String {
+    match disposition(pid, libc::SIGTERM) {
+        Disposition::Ignored => {
+            "/proc/PID/status shows SIGTERM ignored (SigIgn): signal(SIGTERM, SIG_IGN)".to_string()
+        }
+        Disposition::Caught => {
+            "/proc/PID/status shows SIGTERM caught (SigCgt), by a handler that does not end it"
+                .to_string()
+        }
+        Disposition::Blocked => "/proc/PID/status shows SIGTERM blocked (SigBlk)".to_string(),
+        Disposition::Default => {
+            "SIGTERM is neither ignored nor caught: it may be stuck in the kernel (state D)"
+                .to_string()
+        }
+    }
+}
+
+/// Why a server's children stay zombies, from its SIGCHLD disposition.
+fn zombie_hint(pid: i32) -> &'static str {
+    match disposition(pid, libc::SIGCHLD) {
+        Disposition::Caught => {
+            "it has a SIGCHLD handler, which reaped fewer than exited: one SIGCHLD can stand for \
+             several children (signals are not queued), so loop on waitpid(-1, &status, WNOHANG) \
+             (UNP 5.10)"
+        }
+        _ => {
+            "it has no SIGCHLD handler, and nothing else calls wait(): catch SIGCHLD and reap in \
+             a loop with waitpid(-1, &status, WNOHANG) (UNP 5.9, 5.10)"
+        }
+    }
 }
