@@ -22,14 +22,15 @@ const PACKAGES: [&str; 6] = [
 /// README.md, every package's README.md, every lesson in both languages.
 fn documents() -> Vec<PathBuf> {
     let root = repo_root();
-    let mut docs = vec![root.join("README.md")];
+    let mut docs = vec![root.join("README.md"), root.join("README.zh-CN.md")];
     for dir in PACKAGES {
         let readme = root.join(dir).join("README.md");
         if readme.exists() {
             docs.push(readme);
         }
     }
-    // The Chinese lessons are checked like the English ones.
+    // The translated lessons (and their indexes and pages) are checked
+    // like the English ones.
     for dir in ["tutorial", "tutorial/zh"] {
         let mut lessons: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
             .unwrap()
