@@ -221,7 +221,11 @@ impl App {
                 }
             }
             Key::Pick => {
-                let numbers: Vec<u32> = self.picture.pairs.keys().copied().collect();
+                let at = self.picture.now;
+                let numbers: Vec<u32> = (self.picture.pairs.iter())
+                    .filter(|(_, pair)| !pair.over(at))
+                    .map(|(n, _)| *n)
+                    .collect();
                 self.picked = match self.picked {
                     None => numbers.first().copied(),
                     Some(n) => numbers.iter().copied().find(|m| *m > n),

@@ -396,6 +396,31 @@ struct Marker {
     ink: Ink,
 }
 
+/// More markers than fit on any box's line (each takes 3 cells or more,
+/// and a line is at most [`WIDTH`] wide).
+const MARKERS_PER_BOX: usize = WIDTH as usize / 3;
+
+/// How many markers each box has: a dozen places, looked up thousands of
+/// times a frame, so a short list beats hashing.
+#[derive(Default)]
+struct Counts(Vec<(Place, usize)>);
+
+impl Counts {
+    fn get(&self, place: Place) -> usize {
+        self.0
+            .iter()
+            .find(|(p, _)| *p == place)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    fn add(&mut self, place: Place) {
+        match self.0.iter_mut().find(|(p, _)| *p == place) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((place, 1)),
+        }
+    }
+}
+
 /// Draw the diagram with the picture's sockets at `now` (the events'
 /// time), `picked` emphasised.
 pub fn draw(picture: &Picture, now: Duration, picked: Option<u32>) -> Grid {
@@ -481,9 +506,27 @@ pub fn draw(picture: &Picture, now: Duration, picked: Option<u32>) -> Grid {
             ));
         }
     }
-    for (n, pair) in &picture.pairs {
+    // A box's line holds MARKERS_PER_BOX markers at most: past that, ends are
+    // only counted ("+N"), not formatted, which a lesson with thousands
+    // of connections in TIME_WAIT would otherwise pay for on every frame.
+    let mut shown = Counts::default();
+    let mut beyond = Counts::default();
+    for (n, pair) in picture.pairs.iter().filter(|(_, p)| !p.over(now)) {
         for role in [EndRole::Client, EndRole::Server] {
             let Some(end) = pair.end(role) else { continue };
+            let lit = end
+                .arrow
+                .as_ref()
+                .is_some_and(|a| now.saturating_sub(a.at) < ARROW_LIT);
+            let at = if end.gone.is_some() {
+                Some(Place::End)
+            } else {
+                place_of(end.state)
+            };
+            if let Some(place) = at.filter(|p| !lit && shown.get(*p) >= MARKERS_PER_BOX) {
+                beyond.add(place);
+                continue;
+            }
             let name = format!("{n}{}", role.letter());
             let ink = if picked == Some(*n) {
                 Ink::Picked
@@ -505,6 +548,7 @@ pub fn draw(picture: &Picture, now: Duration, picked: Option<u32>) -> Grid {
                     _ => name.clone(),
                 };
                 markers.push((place, Marker { text, ink }));
+                shown.add(place);
             }
             // The states it passed unseen, while its arrow is lit.
             if let Some(arrow) = end
@@ -554,19 +598,26 @@ pub fn draw(picture: &Picture, now: Duration, picked: Option<u32>) -> Grid {
             .filter(|(p, _)| *p == place)
             .map(|(_, m)| m)
             .collect();
+        let counted = beyond.get(place);
         let mut at = start;
+        let mut cut = false;
         for (i, marker) in here.iter().enumerate() {
             let used = (at - start) as usize;
-            let left = here.len() - i;
+            let left = here.len() - i + counted;
             let need = marker.text.chars().count() + 1;
             // Keep room for "+N" if more markers follow.
             let reserve = if left > 1 { 4 } else { 0 };
             if used + need + reserve > room {
                 grid.text(row, at, &format!("+{left}"), Ink::Marker);
+                cut = true;
                 break;
             }
             grid.text(row, at, &marker.text, marker.ink);
             at += need as u16;
+        }
+        if counted > 0 && !cut {
+            // Every formatted marker fitted: the counted ones follow.
+            grid.text(row, at, &format!("+{counted}"), Ink::Marker);
         }
     }
     grid

@@ -15,6 +15,7 @@
 //! Lines are cut at the pane's edge, never wrapped, so nothing overlaps
 //! at any size; below 78x16 the frame says how large it needs to be.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use ratatui::Frame;
@@ -26,7 +27,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use super::app::{App, Mode, Origin};
 use super::diagram::{self, Ink};
 use super::model::Picture;
-use crate::event::Kind;
+use crate::event::{Event, Kind};
 use crate::render;
 
 /// Colour, or none (NO_COLOR): the picture stays readable either way.
@@ -188,32 +189,40 @@ fn pane<'a>(title: String, lines: Vec<Line<'a>>, area: Rect, palette: Palette) -
     )
 }
 
-fn draw_timeline(f: &mut Frame<'_>, area: Rect, picture: &Picture, palette: Palette) {
+/// The newest events' lines that fit in `area`, oldest first. Only those
+/// are formatted, from the newest back: formatting all 200 kept events,
+/// ten times a second, was most of a busy lesson's frame.
+fn newest_lines<'a>(
+    events: &VecDeque<Event>,
+    area: Rect,
+    style_of: impl Fn(&Event) -> Style,
+) -> Vec<Line<'a>> {
     let plain = render::Style::plain();
-    let lines: Vec<Line<'_>> = picture
-        .lines
-        .iter()
-        .flat_map(|e| {
-            let style = match e.kind {
-                Kind::Zombie { .. } => palette.alarm(),
-                _ => Style::default(),
-            };
-            e.human(plain)
-                .lines()
-                .map(|l| Line::styled(l.to_string(), style))
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let room = area.height.saturating_sub(1) as usize;
+    let mut lines = Vec::with_capacity(room);
+    for e in events.iter().rev() {
+        if lines.len() >= room {
+            break;
+        }
+        let style = style_of(e);
+        for l in e.human(plain).lines().rev() {
+            lines.push(Line::styled(l.to_string(), style));
+        }
+    }
+    lines.reverse();
+    lines
+}
+
+fn draw_timeline(f: &mut Frame<'_>, area: Rect, picture: &Picture, palette: Palette) {
+    let lines = newest_lines(&picture.lines, area, |e| match e.kind {
+        Kind::Zombie { .. } => palette.alarm(),
+        _ => Style::default(),
+    });
     f.render_widget(pane(" timeline ".into(), lines, area, palette), area);
 }
 
 fn draw_ladder(f: &mut Frame<'_>, area: Rect, picture: &Picture, palette: Palette) {
-    let plain = render::Style::plain();
-    let lines: Vec<Line<'_>> = picture
-        .ladder
-        .iter()
-        .map(|e| Line::raw(e.human(plain)))
-        .collect();
+    let lines = newest_lines(&picture.ladder, area, |_| Style::default());
     f.render_widget(
         pane(" the wire: every segment ".into(), lines, area, palette),
         area,

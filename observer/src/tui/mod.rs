@@ -36,8 +36,42 @@ use crate::view::View;
 use app::{App, Key, Mode};
 use draw::Palette;
 
-/// At most this many frames a second.
+/// At most this many frames a second: keys, a resize, a replay playing.
 pub const MAX_FPS: u32 = 30;
+
+/// Live events redraw at most this often. The first event after a quiet
+/// spell is drawn at once; a burst (a busy lesson: 100 connections a
+/// second, 600 events) is drawn five times a second, which a class reads
+/// as well as thirty: a 160x48 frame costs about 1.8 ms of CPU here, and
+/// at ten a second the tui cost 1.7% of a core more than the watch.
+pub const LIVE_GAP: Duration = Duration::from_millis(200);
+
+/// What the clock alone changes (TIME_WAIT's seconds, a lit arrow going
+/// out) is redrawn at most this often. With many connections in
+/// TIME_WAIT, each counting down at its own phase, the seconds shown
+/// change all the time; a quarter of a second late is not seen.
+pub const CLOCK_GAP: Duration = Duration::from_millis(250);
+
+/// With `ECHO_LAB_TUI_STATS` set, the tui says on standard error, once the
+/// terminal is restored, how many frames it drew in how long: how its
+/// cost was measured (observer/README.md, "What it costs").
+struct FrameStats {
+    start: Instant,
+    frames: u64,
+}
+
+impl Drop for FrameStats {
+    fn drop(&mut self) {
+        if std::env::var_os("ECHO_LAB_TUI_STATS").is_some() {
+            let secs = self.start.elapsed().as_secs_f64();
+            eprintln!(
+                "observer tui: {} frames in {secs:.1} s ({:.1} a second)",
+                self.frames,
+                self.frames as f64 / secs.max(1e-9)
+            );
+        }
+    }
+}
 
 /// What the loop waits for.
 pub enum Msg {
@@ -141,6 +175,11 @@ pub fn run(
     stop: &dyn Fn() -> bool,
 ) -> io::Result<Option<String>> {
     restore_on_panic();
+    // Declared before the guard: dropped after it, on the restored terminal.
+    let mut stats = FrameStats {
+        start: Instant::now(),
+        frames: 0,
+    };
     let _guard = TerminalGuard::enter()?;
     let mut terminal =
         ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(io::stdout()))?;
@@ -149,62 +188,115 @@ pub fn run(
     let start = Instant::now();
     let frame_gap = Duration::from_secs(1) / MAX_FPS;
     let mut last_frame: Option<Instant> = None;
-    let mut dirty = true;
+    // Why the picture must be drawn again, the most urgent reason first.
+    let mut dirty = Some(Dirty::Now);
     let mut shown_clock = None;
     let mut failure = None;
     loop {
         let now = Instant::now();
-        dirty |= app.tick(now);
+        if app.tick(now) {
+            dirty = Some(Dirty::Now);
+        }
         let t = app.time(now, start.elapsed());
-        // What the clock alone changes: TIME_WAIT's seconds, lit arrows.
-        let clock = visible_clock(&app, t);
-        dirty |= shown_clock != Some(clock);
-        let due = last_frame.is_none_or(|at| now.duration_since(at) >= frame_gap);
-        if dirty && due {
+        let since = last_frame.map_or(Duration::MAX, |at| now.duration_since(at));
+        // What the clock alone changes, looked at only when a clock
+        // redraw could be due: it walks every connection.
+        if dirty.is_none() && since >= CLOCK_GAP {
+            let clock = visible_clock(&app, t);
+            if shown_clock != Some(clock) {
+                dirty = Some(Dirty::Clock);
+                shown_clock = Some(clock);
+            }
+        }
+        let gap = dirty.map(|d| d.gap(frame_gap));
+        if gap.is_some_and(|gap| since >= gap) {
             terminal.draw(|f| draw::frame(f, &app, t, palette))?;
+            stats.frames += 1;
             last_frame = Some(now);
-            dirty = false;
-            shown_clock = Some(clock);
+            dirty = None;
+            shown_clock = Some(visible_clock(&app, t));
         }
         if app.quit || stop() {
             return Ok(failure);
         }
         // Sleep until something comes, the next frame may be drawn, or the
-        // clock changes the picture (at most a quarter of a second, to
+        // clock may change the picture (at most a quarter of a second, to
         // see SIGTERM's flag).
-        let wait = if dirty {
-            frame_gap.saturating_sub(last_frame.map_or(Duration::ZERO, |at| at.elapsed()))
-        } else if matches!(app.mode, Mode::Playing { .. }) {
-            frame_gap
-        } else {
-            Duration::from_millis(250)
+        let since = last_frame.map_or(Duration::ZERO, |at| at.elapsed());
+        let wait = match dirty {
+            Some(d) => d.gap(frame_gap).saturating_sub(since),
+            None if matches!(app.mode, Mode::Playing { .. }) => frame_gap,
+            None => CLOCK_GAP,
         };
-        match rx.recv_timeout(wait) {
-            Ok(msg) => dirty |= handle(&mut app, msg, &mut failure),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return Ok(failure),
+        if matches!(dirty, Some(Dirty::Events | Dirty::Clock)) {
+            // A frame is owed and has a time: sleep until then and take
+            // what came meanwhile in one go, rather than wake for every
+            // poll's events (a hundred times a second in a busy lesson,
+            // each wake-up some 50 us of CPU). A key waits at most this
+            // long, a fifth of a second.
+            std::thread::sleep(wait);
+        } else {
+            match rx.recv_timeout(wait) {
+                Ok(msg) => dirty = worse(dirty, handle(&mut app, msg, &mut failure)),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(failure),
+            }
         }
         // Take whatever else is waiting before drawing again.
         while let Ok(msg) = rx.try_recv() {
-            dirty |= handle(&mut app, msg, &mut failure);
+            dirty = worse(dirty, handle(&mut app, msg, &mut failure));
         }
     }
 }
 
-fn handle(app: &mut App, msg: Msg, failure: &mut Option<String>) -> bool {
+/// Why a frame is owed, and so how soon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Dirty {
+    /// A key, a resize, a replay playing: at the next frame.
+    Now,
+    /// New live events: within [`LIVE_GAP`].
+    Events,
+    /// The clock alone: within [`CLOCK_GAP`].
+    Clock,
+}
+
+impl Dirty {
+    fn gap(self, frame_gap: Duration) -> Duration {
+        match self {
+            Dirty::Now => frame_gap,
+            Dirty::Events => LIVE_GAP,
+            Dirty::Clock => CLOCK_GAP,
+        }
+    }
+}
+
+/// The more urgent of two reasons.
+fn worse(a: Option<Dirty>, b: Option<Dirty>) -> Option<Dirty> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn handle(app: &mut App, msg: Msg, failure: &mut Option<String>) -> Option<Dirty> {
     match msg {
-        Msg::Events(events) => app.extend(events) || !matches!(app.mode, Mode::Live),
+        Msg::Events(events) => {
+            let live = matches!(app.mode, Mode::Live);
+            // Live, the picture moves; paused or playing, only the count
+            // of events behind changes on the status line.
+            (app.extend(events) || !live).then_some(Dirty::Events)
+        }
         Msg::Ended(error) => {
             app.ended = true;
             if error.is_some() {
                 *failure = error;
                 app.quit = true;
             }
-            true
+            Some(Dirty::Now)
         }
         Msg::Term(event) => match key_of(&event) {
-            Some(key) => app.key(key, Instant::now()),
-            None => matches!(event, TermEvent::Resize(..)),
+            Some(key) => app.key(key, Instant::now()).then_some(Dirty::Now),
+            None => matches!(event, TermEvent::Resize(..)).then_some(Dirty::Now),
         },
     }
 }

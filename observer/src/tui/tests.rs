@@ -316,3 +316,57 @@ fn a_small_terminal_is_told_its_size() {
         "{frame}"
     );
 }
+
+/// A busy lesson: 3,000 connections in TIME_WAIT. The box shows the
+/// first that fit and counts the rest, every one of them: "+N" is right
+/// whether an end was formatted or only counted.
+#[test]
+fn thousands_in_one_state_are_counted_not_all_drawn() {
+    let mut picture = super::model::Picture::default();
+    for n in 1..=3000 {
+        picture.apply(&new(0, sock(n, Role::Client, TcpState::TimeWait), true));
+    }
+    let lines = super::diagram::draw(&picture, ms(60_000), None).lines();
+    let row = lines
+        .iter()
+        .find(|l| l.contains("[TIME_WAIT]"))
+        .expect("the TIME_WAIT box");
+    let shown = row.matches('c').count();
+    let plus: usize = row
+        .rsplit('+')
+        .next()
+        .and_then(|n| n.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no +N: {row}"));
+    assert!(shown >= 1, "{row}");
+    assert_eq!(shown + plus, 3000, "{row}");
+}
+
+/// An end that left the table waits on CLOSED for three seconds and then
+/// leaves the picture, whether or not another event comes to move it.
+#[test]
+fn a_closed_pair_leaves_after_three_seconds_without_another_event() {
+    let mut picture = super::model::Picture::default();
+    let gone = |t: u64, role: Role| {
+        Event::new(
+            ms(t),
+            Kind::Gone {
+                sock: sock(9, role, TcpState::Established),
+                prev_for: ms(100),
+                how: crate::event::Gone::Destroyed(None),
+                gap: ms(10),
+            },
+        )
+    };
+    picture.apply(&new(0, sock(9, Role::Client, TcpState::Established), false));
+    picture.apply(&new(0, sock(9, Role::Server, TcpState::Established), false));
+    picture.apply(&gone(2_000, Role::Client));
+    picture.apply(&gone(2_000, Role::Server));
+    let drawn = |t: u64| {
+        super::diagram::draw(&picture, ms(t), None)
+            .lines()
+            .join("\n")
+    };
+    assert!(drawn(4_900).contains("9c"), "{}", drawn(4_900));
+    assert!(!drawn(5_000).contains("9c"), "{}", drawn(5_000));
+    assert!(!drawn(5_000).contains("9s"), "{}", drawn(5_000));
+}
