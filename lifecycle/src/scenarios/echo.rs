@@ -30,7 +30,14 @@ pub fn byte_for_byte(story: &mut Story) -> Result<(), Failure> {
         }
     }
     let data = random_bytes(7, 2 << 20);
-    let path = std::env::temp_dir().join(format!("echo-lab-batch-{}.bin", std::process::id()));
+    // Named by process and thread: scenarios run side by side in one test
+    // process, and another's std::fs::write truncates the file under a
+    // client still reading it.
+    let path = std::env::temp_dir().join(format!(
+        "echo-lab-batch-{}-{:?}.bin",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     let file = TempFile::new(path);
     std::fs::write(&file.0, &data).map_err(anyhow::Error::from)?;
     for mode in ["lockstep", "poll"] {

@@ -376,9 +376,15 @@ pub fn check_lesson_isolated(
     } else {
         (Some(ALONE.read().unwrap_or_else(|e| e.into_inner())), None)
     };
+    // A directory of this check's own: a lesson and its translation have
+    // the same file name (08-many-clients.md) and are checked at the same
+    // time, and one's `strace -o accept.trace` must not write into the
+    // other's file (nor its start remove the other's directory).
+    static CHECKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let work_dir = std::env::temp_dir().join(format!(
-        "echo-lab-lesson-{}-{}",
+        "echo-lab-lesson-{}-{}-{}",
         std::process::id(),
+        CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         lesson.file_stem().unwrap_or_default().to_string_lossy()
     ));
     crate::interrupt::track_file(work_dir.clone());
