@@ -57,15 +57,17 @@
 //! (`perf record -a`, cpu-clock, 12,000 connections each) put our
 //! processes at 10% more CPU per connection, and nearly all of it in the
 //! address space: each child's exit tears down 31% more (exit_mmap) and
-//! each fork copies 9% more (dup_mmap), because our parent has 26
+//! each fork copies 21% more (dup_mmap; 9% more for the whole fork),
+//! because our parent has 26
 //! mappings to C's 23 (the heap, which a C server that never calls
 //! malloc() does not have, and the alternate signal stack with its guard
 //! page that Rust's runtime sets up before main() to report a stack
 //! overflow) and 42 written pages to C's 22 (a deeper stack from parsing
 //! the command line, relocated pointers, the ring). The parent also
 //! writes one page more per connection (the ring: 4.3 page faults per
-//! connection, C 3.8), and prints two lines (`accepted`, `reaped`) that
-//! C does not: about 1%. Tried and not kept, because the gain stayed
+//! connection, C 3.8), and our processes print three lines per
+//! connection (`accepted` and `reaped` in the parent, `client-closed` in
+//! the child) where C prints none: about 1%. Tried and not kept, because the gain stayed
 //! inside the run-to-run noise (about 5%): linking without PIE (five
 //! pages of relocated pointers stay clean) and malloc_trim(0) before the
 //! loop (two pages of the heap given back).
