@@ -47,30 +47,33 @@
 //!   its first read): the one handler both inherit asks whose process it
 //!   runs in (signals::stop_or_die); the connection's SO_RCVTIMEO is set
 //!   in the child, not in the loop every connection waits for;
-//! - the unwinder (libgcc_s) is linked in statically (build.rs): four
-//!   mappings fewer to copy at each fork and to tear down at each exit;
+//! - the program is linked statically (build.rs): no loader, no
+//!   libc.so.6: 14 mappings where the dynamic build had 26 (C's plain
+//!   build: 23) and 33 written pages instead of 42. The largest single
+//!   step: about 14% more connections a second with two client threads
+//!   (5,738 against 5,042, medians of five rounds of the same load, one
+//!   after the other), because every fork copies and every exit tears
+//!   down each mapping. Before it the unwinder alone (libgcc_s) was
+//!   linked in statically: four mappings;
 //! - the release build is one LTO unit: less code, laid out closer, fewer
 //!   pages for each child to fault in.
 //!
-//! What is left: with two client threads this server is still about 5%
-//! behind the C one (one thread: level). A profile of both in one run
-//! (`perf record -a`, cpu-clock, 12,000 connections each) put our
-//! processes at 10% more CPU per connection, and nearly all of it in the
-//! address space: each child's exit tears down 31% more (exit_mmap) and
-//! each fork copies 21% more (dup_mmap; 9% more for the whole fork),
-//! because our parent has 26
-//! mappings to C's 23 (the heap, which a C server that never calls
-//! malloc() does not have, and the alternate signal stack with its guard
-//! page that Rust's runtime sets up before main() to report a stack
-//! overflow) and 42 written pages to C's 22 (a deeper stack from parsing
-//! the command line, relocated pointers, the ring). The parent also
-//! writes one page more per connection (the ring: 4.3 page faults per
-//! connection, C 3.8), and our processes print three lines per
-//! connection (`accepted` and `reaped` in the parent, `client-closed` in
-//! the child) where C prints none: about 1%. Tried and not kept, because the gain stayed
-//! inside the run-to-run noise (about 5%): linking without PIE (five
-//! pages of relocated pointers stay clean) and malloc_trim(0) before the
-//! loop (two pages of the heap given back).
+//! With all of it this server is ahead of the plain C one (`cc -O2`,
+//! dynamically linked, as tcpserv04 is usually built): 1.13x in the run
+//! above. It is not ahead of the same C program linked statically
+//! (`cc -O2 -static-pie`: 12 mappings, 14 written pages): that one served
+//! 7,011 connections a second to our 6,126 (0.87x), in another run of the
+//! same kind. What is left between the two (their `/proc/PID/smaps`, and
+//! a profile, `perf record -a`, of an earlier build against C):
+//! a heap, which a C server that never calls malloc() does not have; the
+//! alternate signal stack and its guard page that Rust's runtime sets up
+//! before main() to report a stack overflow; more written pages (a deeper
+//! stack from parsing the command line, the SIGCHLD ring, Rust's
+//! thread-locals, which put errno on a page of its own); and three lines
+//! printed per connection (`accepted` and `reaped` in the parent,
+//! `client-closed` in the child) where C prints none. Tried and not
+//! kept, because the gain stayed inside the run-to-run noise (about 5%):
+//! linking without PIE and malloc_trim(0) before the loop.
 //!
 //! Not done, because it would no longer be this lesson: pre-forking a
 //! pool of children (UNP 30.6), or threads (see thread.rs).
