@@ -58,9 +58,10 @@
 //! - the release build is one LTO unit: less code, laid out closer, fewer
 //!   pages for each child to fault in.
 //!
-//! With all of it this server is ahead of the plain C one (`cc -O2`,
-//! dynamically linked, as tcpserv04 is usually built): 1.13x in the run
-//! above. It is not ahead of the same C program linked statically
+//! With all of it this server is level with or ahead of the plain C one
+//! (`cc -O2`, dynamically linked, as tcpserv04 is usually built): 1.13x
+//! in the run above; in three full runs of `bench`, 0.97x to 1.23x with
+//! one client thread and 0.996x to 1.03x with two. It is not ahead of the same C program linked statically
 //! (`cc -O2 -static-pie`: 12 mappings, 14 written pages): that one served
 //! 7,011 connections a second to our 6,126 (0.87x), in another run of the
 //! same kind. What is left between the two (their `/proc/PID/smaps`, and
