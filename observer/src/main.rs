@@ -38,6 +38,53 @@ Exit status: 0 when stopped (Ctrl-C, SIGTERM, --duration), 1 when the kernel
 cannot be asked or a recording cannot be read (one line says why), 2 for a
 usage error (a --record file that cannot be created included).";
 
+/// The tui's keys, shown by `observer tui --help` and `replay --help`
+/// (and by `?` inside it).
+const TUI_KEYS: &str = "\
+Keys: space pauses and plays (live events keep being recorded while paused),
+left and right step one event back and forward, + and - change the replay
+speed, c picks the connection to follow, ? shows the keys, q quits.";
+
+const TUI_EXAMPLES: &str = "\
+Examples:
+  observer tui                      port 6666, live: the lesson's sockets on the diagram
+  observer tui --port 7000 --pid 4100   port 7000, and process 4100's children
+  sudo observer tui --exact         every transition from the tracepoint, even 100 us ones
+  observer tui --record class.jsonl keep what was shown, for `observer replay`
+
+Works from 80x24 up; NO_COLOR=1 draws it in one colour (seen, implied and
+zombie still differ). Exit status: 0 on q, Ctrl-C or SIGTERM (the terminal
+is restored), 1 when the kernel cannot be asked, 2 for a usage error (no
+terminal, --json).";
+
+const REPLAY_EXAMPLES: &str = "\
+Examples:
+  observer replay tutorial/recordings/handshake-exact.jsonl
+                                    print it at once, as the watch printed it
+  observer replay hs.jsonl --json   the same events as JSON lines
+  observer replay hs.jsonl --speed 0.001   paced: 100 us of the recording take 100 ms
+  observer replay hs.jsonl --tui    in the tui, paused at the first event: step with the arrows
+  observer replay tutorial/recordings/lost-syn-lab.jsonl --tui --speed 0.5
+
+Exit status: 0 when played to the end (or quit), 1 when the file cannot be
+read (another format version, a damaged line: the line is named), 2 for a
+usage error.";
+
+const LAB_EXAMPLES: &str = "\
+Examples:
+  sudo observer lab                 two hosts, a 300 ms wire: every segment and state
+  sudo observer lab --loss 30 --seed 7   losing segments: retransmissions, RTO doubling
+  sudo observer lab --delay 50ms --duration 30s
+  sudo observer lab --tui           the same as a picture: both hosts on the diagram, the ladder
+  sudo observer lab --pcap wire.pcap   and tcpdump -r wire.pcap (or Wireshark) afterwards
+  sudo observer lab --record lab.jsonl   for `observer replay lab.jsonl --tui`
+  sudo observer lab exec client -- echo-client 10.66.0.2   run a program on a host
+
+The lab removes its namespaces, its wire and its files when it ends (Ctrl-C,
+SIGTERM, --duration). Exit status: 0 when stopped, 1 when the lab cannot be
+built (no /dev/net/tun, a lab of that name already runs), 2 for a usage
+error or without root.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "observer",
@@ -66,11 +113,14 @@ enum Command {
     KernelEcho(KernelEchoArgs),
     /// Root: two network namespaces joined by a slow wire; every segment and
     /// every state of both hosts on one timeline.
+    #[command(after_help = LAB_EXAMPLES)]
     Lab(LabArgs),
     /// Play back a recording made with --record, as the watch printed it.
+    #[command(after_help = format!("{REPLAY_EXAMPLES}\n\n{TUI_KEYS}"))]
     Replay(ReplayArgs),
     /// The watch as a picture: the state diagram with the real sockets on
     /// it, the timeline, the processes; pause and step through it.
+    #[command(after_help = format!("{TUI_EXAMPLES}\n\n{TUI_KEYS}"))]
     Tui(WatchArgs),
 }
 
@@ -412,6 +462,13 @@ fn run_lab(args: LabArgs, style: Style) -> ExitCode {
             };
             if args.tui && !stdout_is_terminal() {
                 return usage_error("--tui needs a terminal (standard output is not one)");
+            }
+            if args.tui && !nix::unistd::geteuid().is_root() {
+                // Said before the screen is taken over, with the exit
+                // status the text lab gives (lab::run checks it again).
+                let err = lab::LabError::NotRoot;
+                eprintln!("observer: {err}");
+                return ExitCode::from(err.exit_code());
             }
             let _ = stop::install();
             let options = lab::Options {
