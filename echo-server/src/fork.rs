@@ -61,20 +61,21 @@
 //! With all of it this server is level with or ahead of the plain C one
 //! (`cc -O2`, dynamically linked, as tcpserv04 is usually built): 1.13x
 //! in the run above; in three full runs of `bench`, 0.97x to 1.23x with
-//! one client thread and 0.996x to 1.03x with two. It is not ahead of the same C program linked statically
-//! (`cc -O2 -static-pie`: 12 mappings, 14 written pages): that one served
-//! 7,011 connections a second to our 6,126 (0.87x), in another run of the
-//! same kind. What is left between the two (their `/proc/PID/smaps`, and
-//! a profile, `perf record -a`, of an earlier build against C):
-//! a heap, which a C server that never calls malloc() does not have; the
-//! alternate signal stack and its guard page that Rust's runtime sets up
-//! before main() to report a stack overflow; more written pages (a deeper
-//! stack from parsing the command line, the SIGCHLD ring, Rust's
-//! thread-locals, which put errno on a page of its own); and three lines
-//! printed per connection (`accepted` and `reaped` in the parent,
-//! `client-closed` in the child) where C prints none. Tried and not
-//! kept, because the gain stayed inside the run-to-run noise (about 5%):
-//! linking without PIE and malloc_trim(0) before the loop.
+//! one client thread and 0.996x to 1.03x with two. It is not ahead of the
+//! same C program linked statically (`cc -O2 -static-pie`: 12 mappings,
+//! 14 written pages): that one served 7,011 connections a second to our
+//! 6,126 (0.87x), in another run of the same kind. What is left between
+//! the two (their `/proc/PID/smaps`, and a profile, `perf record -a`, of
+//! an earlier build against C): a heap, which a C server that never calls
+//! malloc() does not have; the alternate signal stack and its guard page
+//! that Rust's runtime sets up before main() to report a stack overflow;
+//! more written pages (a deeper stack from parsing the command line, the
+//! SIGCHLD ring, Rust's thread-locals, which put errno on a page of its
+//! own); and three lines printed per connection (`accepted` and `reaped`
+//! in the parent, `client-closed` in the child) where C prints none.
+//! Tried and not kept, because the gain stayed inside the run-to-run
+//! noise (about 5%): linking without PIE and malloc_trim(0) before the
+//! loop.
 //!
 //! Not done, because it would no longer be this lesson: pre-forking a
 //! pool of children (UNP 30.6), or threads (see thread.rs).
