@@ -38,13 +38,6 @@ Exit status: 0 when stopped (Ctrl-C, SIGTERM, --duration), 1 when the kernel
 cannot be asked or a recording cannot be read (one line says why), 2 for a
 usage error (a --record file that cannot be created included).";
 
-/// The tui's keys, shown by `observer tui --help` and `replay --help`
-/// (and by `?` inside it).
-const TUI_KEYS: &str = "\
-Keys: space pauses and plays (live events keep being recorded while paused),
-left and right step one event back and forward, + and - change the replay
-speed, c picks the connection to follow, ? shows the keys, q quits.";
-
 const TUI_EXAMPLES: &str = "\
 Examples:
   observer tui                      port 6666, live: the lesson's sockets on the diagram
@@ -85,6 +78,16 @@ SIGTERM, --duration). Exit status: 0 when stopped, 1 when the lab cannot be
 built (no /dev/net/tun, a lab of that name already runs), 2 for a usage
 error or without root.";
 
+/// `observer tui --help` and `replay --help`: the examples, then the
+/// same table of keys that `?` shows inside the tui (tui::draw::KEYS).
+fn with_tui_keys(examples: &str) -> String {
+    let keys: String = tui::draw::KEYS
+        .iter()
+        .map(|(key, what)| format!("\n  {key:<13} {what}"))
+        .collect();
+    format!("{examples}\n\nKeys:{keys}")
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "observer",
@@ -116,11 +119,11 @@ enum Command {
     #[command(after_help = LAB_EXAMPLES)]
     Lab(LabArgs),
     /// Play back a recording made with --record, as the watch printed it.
-    #[command(after_help = format!("{REPLAY_EXAMPLES}\n\n{TUI_KEYS}"))]
+    #[command(after_help = with_tui_keys(REPLAY_EXAMPLES))]
     Replay(ReplayArgs),
     /// The watch as a picture: the state diagram with the real sockets on
     /// it, the timeline, the processes; pause and step through it.
-    #[command(after_help = format!("{TUI_EXAMPLES}\n\n{TUI_KEYS}"))]
+    #[command(after_help = with_tui_keys(TUI_EXAMPLES))]
     Tui(WatchArgs),
 }
 
@@ -463,10 +466,11 @@ fn run_lab(args: LabArgs, style: Style) -> ExitCode {
             if args.tui && !stdout_is_terminal() {
                 return usage_error("--tui needs a terminal (standard output is not one)");
             }
-            if args.tui && !nix::unistd::geteuid().is_root() {
-                // Said before the screen is taken over, with the exit
-                // status the text lab gives (lab::run checks it again).
-                let err = lab::LabError::NotRoot;
+            // Said before the screen is taken over, with the exit status
+            // the text lab gives.
+            if args.tui
+                && let Err(err) = lab::require_root()
+            {
                 eprintln!("observer: {err}");
                 return ExitCode::from(err.exit_code());
             }

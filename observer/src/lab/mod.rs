@@ -128,15 +128,23 @@ impl Host {
     }
 }
 
+/// The lab creates network namespaces and TUN devices: root only.
+/// (`observer lab --tui` asks before it takes over the screen.)
+pub fn require_root() -> Result<(), LabError> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(LabError::NotRoot)
+    }
+}
+
 /// Run the lab until SIGINT/SIGTERM (or `duration`), then tear it down.
 pub fn run(
     options: &Options,
     view: &mut dyn View,
     stop: &dyn Fn() -> bool,
 ) -> Result<(), LabError> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err(LabError::NotRoot);
-    }
+    require_root()?;
     let names = Names {
         prefix: options.name.clone(),
     };
