@@ -14,7 +14,9 @@
 //! The first word names the event; the rest are `key=value` pairs, and
 //! `pid=` is always the process that did it (the parent for `accepted`
 //! and `reaped`, the child for what happens on the connection). Free text,
-//! where there is any, is the last field, `hint="..."`.
+//! where there is any, is the last field, `hint="..."`. In fork mode the
+//! child writes the `accepted` line, as its first: two processes' lines
+//! have no order between them, and the child's own lines must follow it.
 //!
 //! Each line leaves the process in a single `write(2)` to fd 1, bypassing
 //! Rust's buffered stdout: a line is never split between two processes

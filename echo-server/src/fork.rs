@@ -71,8 +71,8 @@
 //! that Rust's runtime sets up before main() to report a stack overflow;
 //! more written pages (a deeper stack from parsing the command line, the
 //! SIGCHLD ring, Rust's thread-locals, which put errno on a page of its
-//! own); and three lines printed per connection (`accepted` and `reaped`
-//! in the parent, `client-closed` in the child) where C prints none.
+//! own); and three lines printed per connection (`reaped` by the parent,
+//! `accepted` and `client-closed` by the child) where C prints none.
 //! Tried and not kept, because the gain stayed inside the run-to-run
 //! noise (about 5%): linking without PIE and malloc_trim(0) before the
 //! loop.
@@ -132,7 +132,7 @@ pub fn serve(listener: Socket, config: &Config) -> Summary {
             Ok(ForkResult::Child) => {
                 serve_in_child(listener, conn, peer, pid, config, buf.as_mut())
             }
-            Ok(ForkResult::Parent { child }) => {
+            Ok(ForkResult::Parent { .. }) => {
                 live += 1;
                 // The parent closes the connected socket: the child owns it.
                 // At once, before anything else: while the parent holds its
@@ -141,11 +141,8 @@ pub fn serve(listener: Socket, config: &Config) -> Summary {
                 // the connection's whole close (the FIN) on the loop every
                 // connection waits for.
                 drop(conn);
-                events::emit(&Event::Accepted {
-                    peer,
-                    pid,
-                    handler: Handler::Child(child.as_raw()),
-                });
+                // The `accepted` line is the child's to print (see
+                // serve_in_child): the parent goes straight back to accept().
             }
             Err(errno) => {
                 // EAGAIN (process limit) or ENOMEM: drop this client, go on.
@@ -176,13 +173,25 @@ fn serve_in_child(
     config: &Config,
     buf: &mut [u8],
 ) -> ! {
+    let pid = getpid().as_raw();
+    // The child's first words: the parent accepted this client and forked
+    // us. Printed here, not by the parent after fork() returned: parent and
+    // child then run at once, and a child that closes at once
+    // (`--close-after 0`) or meets an RST printed its `server-closed` line
+    // before the parent's `accepted`. Each process's lines keep their
+    // order; two processes' lines do not. (Thread mode does the same: the
+    // new thread prints its own `accepted`.)
+    events::emit(&Event::Accepted {
+        peer,
+        pid: parent,
+        handler: Handler::Child(pid),
+    });
     // No signal handler is reset here: see signals::stop_or_die.
     if config.die_with_parent {
         die_with_parent(parent);
     }
     // The child never accepts: close its copy of the listening socket.
     drop(listener);
-    let pid = getpid().as_raw();
     let end = echo::str_echo(&conn, config.limits(), buf);
     close::finish(conn, peer, pid, end, config, signals::sleep);
     // _exit, not exit: nothing of the parent's (atexit handlers, stdio
