@@ -401,12 +401,12 @@ fn first_line_latency(
 ) -> Result<()> {
     use std::io::BufRead;
     use std::sync::mpsc;
-    let mut child = Command::new(observer)
-        .args(["watch", "--json", "--port", &lesson.port().to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    lifecycle::interrupt::track(child.id() as i32);
+    let mut child = lifecycle::spawn::spawn_tracked(
+        Command::new(observer)
+            .args(["watch", "--json", "--port", &lesson.port().to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )?;
     let stdout = child
         .stdout
         .take()
