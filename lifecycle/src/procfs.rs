@@ -117,3 +117,71 @@ pub fn become_subreaper() {
     // touches no memory of ours.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
 }
+
+/// A process held by a pidfd (pidfd_open(2), Linux 5.3) rather than by its
+/// number. A pid is only a number: once its process is reaped the kernel
+/// may give it to a new one, and `/proc/PID` then describes a stranger. A
+/// pidfd names the one process it was opened for, until it is closed.
+#[derive(Debug)]
+pub struct Held {
+    pub pid: i32,
+    /// `None`: it was reaped before we could open it.
+    fd: Option<std::os::fd::OwnedFd>,
+}
+
+impl Held {
+    /// Hold `pid` now: a zombie can still be held; a pid already reaped
+    /// is held as exited.
+    pub fn new(pid: i32) -> Held {
+        use std::os::fd::FromRawFd as _;
+        // SAFETY: pidfd_open takes a pid and flags (none) and returns a new
+        // descriptor or -1; no memory of ours is passed.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let fd = (fd >= 0).then(|| {
+            // SAFETY: the kernel has just returned this descriptor: it is
+            // open, and no one else owns it.
+            unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) }
+        });
+        Held { pid, fd }
+    }
+
+    /// Has it exited (a zombie now, or reaped)? poll(2) on a pidfd
+    /// reports it readable once its process has exited (pidfd_open(2)).
+    pub fn exited(&self) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd as _;
+        let Some(fd) = &self.fd else { return true };
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A held process is running until it exits; a zombie counts as
+    /// exited (nobody has waited for it yet), and so does a process
+    /// reaped since: the pidfd still names it, whatever /proc shows under
+    /// its number now.
+    #[test]
+    fn a_held_process_has_exited_once_it_is_a_zombie_and_after() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let held = Held::new(pid);
+        assert!(!held.exited(), "sleep 30 has just started");
+        child.kill().unwrap();
+        let zombie = crate::wait::within(Duration::from_secs(10), || {
+            info(pid).filter(|p| p.state == 'Z')
+        });
+        assert!(zombie.is_some(), "SIGKILLed and not waited for: a zombie");
+        assert!(held.exited(), "a zombie has exited");
+        child.wait().unwrap();
+        assert!(held.exited(), "reaped: still exited");
+        assert!(Held::new(pid).exited(), "a pid reaped before it is held");
+    }
+}

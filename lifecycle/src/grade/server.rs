@@ -491,18 +491,28 @@ fn check_alive(story: &mut Story, c: &Candidate) -> Result<(), Failure> {
 const SIGTERM_GRACE: Duration = Duration::from_secs(5);
 
 fn check_sigterm(story: &mut Story, c: &Candidate) -> Result<(), Failure> {
-    let descendants: Vec<i32> = procfs::descendants(c.pid).iter().map(|p| p.pid).collect();
+    // Held by pidfds, not by their numbers (procfs::Held): whether each has
+    // exited is then asked of the process itself, not of whatever /proc
+    // shows under its number.
+    let server = procfs::Held::new(c.pid);
+    let descendants: Vec<procfs::Held> = procfs::descendants(c.pid)
+        .iter()
+        .map(|p| procfs::Held::new(p.pid))
+        .collect();
     nix::sys::signal::kill(Pid::from_raw(c.pid), Signal::SIGTERM).map_err(anyhow::Error::from)?;
     story.say("harness", format!("SIGTERM to pid {}", c.pid));
-    let gone = |pid: i32| procfs::info(pid).is_none_or(|p| p.state == 'Z');
-    crate::wait::within(SIGTERM_GRACE, || gone(c.pid).then_some(()));
-    if !gone(c.pid) {
+    crate::wait::within(SIGTERM_GRACE, || server.exited().then_some(()));
+    if !server.exited() {
         let doing = super::doing(c.pid);
         let disposition = sigterm_disposition(c.pid);
         // Nothing more to learn from it: SIGKILL it and its children now
-        // rather than after the harness's own grace period.
-        for pid in std::iter::once(c.pid).chain(descendants.iter().copied()) {
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        // rather than after the harness's own grace period. (A process
+        // that has not exited cannot have been reaped: its pid is still
+        // its own.)
+        for held in std::iter::once(&server).chain(&descendants) {
+            if !held.exited() {
+                let _ = nix::sys::signal::kill(Pid::from_raw(held.pid), Signal::SIGKILL);
+            }
         }
         return Err(Failure {
             expectation: format!("it exits on SIGTERM (within {SIGTERM_GRACE:?})"),
@@ -514,14 +524,23 @@ fn check_sigterm(story: &mut Story, c: &Candidate) -> Result<(), Failure> {
     }
     story.check("/proc", "it exited", true, String::new)?;
     // A child whose client has just closed may still be on its way out.
-    let still = || -> Vec<i32> { descendants.iter().copied().filter(|&p| !gone(p)).collect() };
+    let still = || -> Vec<i32> {
+        descendants
+            .iter()
+            .filter(|p| !p.exited())
+            .map(|p| p.pid)
+            .collect()
+    };
     crate::wait::within(Duration::from_secs(2), || still().is_empty().then_some(()));
     let left = still();
     story.check(
         "/proc",
         "none of its processes is left",
         left.is_empty(),
-        || format!("still running: {left:?}"),
+        || {
+            let what: Vec<String> = left.iter().map(|&p| super::doing(p)).collect();
+            format!("still running: {}", what.join("; "))
+        },
     )?;
     let _ = c.proc.stdout.wait_closed(Duration::from_secs(1));
     Ok(())
